@@ -1,0 +1,45 @@
+/* agent.h — internals of sbx-agent, the static helper that is PID 1 of every sandbox.
+ * libc only: it is linked statically and must start in well under a millisecond. */
+#ifndef SBX_AGENT_H
+#define SBX_AGENT_H
+
+#include <sys/types.h>
+
+#include "wire_msgs.h"
+
+/* The host hands the agent its main socket as fd 3. */
+#define SBX_AGENT_SOCK_FD 3
+
+/* Where a failed setup step is reported: the step's name and errno go to the host. */
+struct sbx_agent_fail {
+    const char *stage;
+    char detail[600];
+    int errnum;
+};
+
+/* Assembles the sandbox root and pivots into it (rootfs.c). fds[] are the CONFIG fds.
+ * Returns 0, or -1 with *fail filled. */
+int sbx_agent_rootfs(const struct sbx_wire_config *c, const int *fds, size_t n_fds,
+                     struct sbx_agent_fail *fail);
+
+/* Pieces of the root (rootfs_dev.c): /dev, and the generated /etc files. `newroot` is the
+ * new root's path before pivot_root. */
+int sbx_agent_make_dev(const char *newroot, struct sbx_agent_fail *fail);
+int sbx_agent_make_etc(const char *newroot, const struct sbx_wire_config *c,
+                       struct sbx_agent_fail *fail);
+
+/* Brings the loopback interface up (netlo.c). 0 or -errno. */
+int sbx_agent_lo_up(void);
+
+/* Serves one operation channel in a forked worker (exec_worker.c); never returns. */
+__attribute__((noreturn)) void sbx_agent_serve_op(int chan);
+
+/* Kills `root`'s whole subtree of descendants, which this process (a child subreaper)
+ * contains, and reaps what it can (proctree.c). Records the exit status of `main_pid` in
+ * *main_status if it is reaped here (and sets *main_reaped). */
+void sbx_agent_kill_tree(pid_t main_pid, int *main_status, int *main_reaped);
+
+/* Helper: mkdir -p (mode 0755). 0 or -1 with errno. */
+int sbx_agent_mkdir_p(const char *path);
+
+#endif

@@ -1,0 +1,142 @@
+/* agent_main.c — sbx-agent: PID 1 of the sandbox.
+ *
+ * Started by the host right after clone3() in fresh user, pid, mount, net, uts, ipc and
+ * cgroup namespaces, with its main socket on fd 3 and /dev/null on 0-2 (the host's terminal
+ * is never handed in: CVE-2017-5226). It receives CONFIG, assembles the root, reports READY
+ * and then serves: each OP_OPEN carries an operation channel that a forked worker serves, so
+ * operations run concurrently and a crash in one cannot take the agent down.
+ *
+ * As PID 1 it reaps every orphan. When it exits, the kernel kills every process in the
+ * sandbox's pid namespace: that is how shutdown and "the embedder died" are enforced. The
+ * main socket closing (the embedding process died or shut the session) makes it exit unless
+ * the session is detached.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent.h"
+
+static void reap_all(void)
+{
+    while (waitpid(-1, NULL, WNOHANG | __WALL) > 0)
+        ;
+}
+
+static void send_setup_error(int sock, const struct sbx_agent_fail *f)
+{
+    struct sbx_wbuf b = {0};
+    sbx__wbuf_u32(&b, (uint32_t)f->errnum);
+    sbx__wbuf_str(&b, f->stage ? f->stage : "setup");
+    sbx__wbuf_str(&b, f->detail);
+    if (!b.failed)
+        sbx__wire_send(sock, SBX_MSG_SETUP_ERROR, b.data, b.len, NULL, 0);
+    sbx__wbuf_free(&b);
+}
+
+static int setup(int sock)
+{
+    struct sbx_wire_hdr h;
+    unsigned char *p = NULL;
+    int fds[SBX_WIRE_MAX_FDS];
+    size_t n_fds = 0;
+    struct sbx_agent_fail fail = {.stage = "config"};
+    int r = sbx__wire_recv(sock, &h, &p, fds, SBX_WIRE_MAX_FDS, &n_fds);
+    if (r < 0)
+        return -1; /* host gone */
+    struct sbx_wire_config c;
+    if (h.type != SBX_MSG_CONFIG || sbx__wire_config_decode(p, h.len, &c) < 0) {
+        fail.errnum = EBADMSG;
+        snprintf(fail.detail, sizeof(fail.detail), "malformed CONFIG message");
+        send_setup_error(sock, &fail);
+        return -1;
+    }
+    free(p);
+    r = sbx_agent_rootfs(&c, fds, n_fds, &fail);
+    for (size_t i = 0; i < n_fds; i++)
+        close(fds[i]);
+    int detached = (c.flags & SBX_CFG_DETACHED) != 0;
+    sbx__wire_config_clear(&c);
+    if (r < 0) {
+        send_setup_error(sock, &fail);
+        return -1;
+    }
+    /* Not dumpable: sandboxed code running as the same uid cannot ptrace the agent or open
+     * /proc/1/fd, /proc/1/mem or /proc/1/exe. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    if (sbx__wire_send(sock, SBX_MSG_READY, NULL, 0, NULL, 0) < 0)
+        return -1;
+    return detached;
+}
+
+/* Reads one message from a control connection; returns -1 when the peer is gone. */
+static int serve_main(int sock, int sfd)
+{
+    struct sbx_wire_hdr h;
+    unsigned char *p = NULL;
+    int fds[1];
+    size_t n_fds = 0;
+    int r = sbx__wire_recv(sock, &h, &p, fds, 1, &n_fds);
+    free(p);
+    if (r < 0)
+        return -1;
+    if (h.type != SBX_MSG_OP_OPEN || n_fds != 1) {
+        for (size_t i = 0; i < n_fds; i++)
+            close(fds[i]);
+        return 0; /* ignore what we do not understand; the host times out */
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(sock);
+        close(sfd);
+        sigset_t all;
+        sigemptyset(&all);
+        sigprocmask(SIG_SETMASK, &all, NULL);
+        sbx_agent_serve_op(fds[0]);
+    }
+    close(fds[0]);
+    return 0;
+}
+
+int main(void)
+{
+    int sock = SBX_AGENT_SOCK_FD;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+
+    int detached = setup(sock);
+    if (detached < 0)
+        return 1;
+    for (;;) {
+        struct pollfd pf[2] = {{.fd = sock, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
+        if (poll(pf, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            return 1;
+        }
+        if (pf[1].revents) {
+            struct signalfd_siginfo si;
+            while (read(sfd, &si, sizeof(si)) == sizeof(si))
+                ;
+            reap_all();
+        }
+        if (pf[0].revents && sock >= 0 && serve_main(sock, sfd) < 0) {
+            close(sock);
+            sock = -1;
+            if (!detached)
+                return 0; /* PID 1 exits: the kernel kills the whole sandbox */
+            /* Detached: keep reaping (poll ignores fd -1) until the host kills us. */
+        }
+    }
+}

@@ -1,0 +1,194 @@
+/* rootfs.c — assembles the sandbox's root filesystem and pivots into it.
+ *
+ * Order matters:
+ *  1. Make every mount private, so nothing we do propagates back to the host (and nothing of
+ *     the host's later mounts leaks in).
+ *  2. Build the new root on a fresh tmpfs: read-only binds of the host's /usr and lib/bin
+ *     dirs (or the same usr-merged symlinks the host has), a generated /etc, /dev, /proc,
+ *     /tmp, the workspace and the caller's binds.
+ *  3. pivot_root(".", ".") and detach the old root: no path to the host's tree remains.
+ *  4. Remount the root tmpfs read-only.
+ * Host files are read (resolv.conf) before the tmpfs hides anything.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "agent.h"
+
+#define NEWROOT "/tmp"
+
+static int fail_at(struct sbx_agent_fail *f, const char *stage, const char *what)
+{
+    f->stage = stage;
+    f->errnum = errno;
+    snprintf(f->detail, sizeof(f->detail), "%s", what ? what : "");
+    return -1;
+}
+
+int sbx_agent_mkdir_p(const char *path)
+{
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n >= sizeof(buf)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(buf, path, n + 1);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+static int make_file(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0)
+        return -1;
+    close(fd);
+    return 0;
+}
+
+static int set_attr(int dfd, const char *path, unsigned flags, uint64_t set)
+{
+    struct mount_attr a = {.attr_set = set};
+    return mount_setattr(dfd, path, flags, &a, sizeof(a));
+}
+
+/* Read-only, nosuid, nodev bind of a host path that exists at the same place inside. */
+static int ro_bind(const char *host, const char *dst)
+{
+    if (mount(host, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
+        return -1;
+    return set_attr(AT_FDCWD, dst, AT_RECURSIVE,
+                    MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+}
+
+/* /usr, and /bin /sbin /lib* either as the host's usr-merge symlinks or as read-only binds. */
+static int bind_system(struct sbx_agent_fail *f)
+{
+    static const char *const dirs[] = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64",
+                                       "/libx32"};
+    char dst[512], target[512];
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+        struct stat st;
+        if (lstat(dirs[i], &st) < 0)
+            continue; /* the host does not have it */
+        snprintf(dst, sizeof(dst), NEWROOT "%s", dirs[i]);
+        if (S_ISLNK(st.st_mode)) {
+            ssize_t n = readlink(dirs[i], target, sizeof(target) - 1);
+            if (n < 0)
+                return fail_at(f, "readlink", dirs[i]);
+            target[n] = '\0';
+            if (symlink(target, dst) < 0)
+                return fail_at(f, "symlink", dst);
+        } else if (S_ISDIR(st.st_mode)) {
+            if (mkdir(dst, 0755) < 0 || ro_bind(dirs[i], dst) < 0)
+                return fail_at(f, "bind_system", dirs[i]);
+        }
+    }
+    return 0;
+}
+
+/* The workspace (mounts[0]) and the caller's binds. FD mounts are detached trees the host
+ * made with open_tree(): the agent needs no access to their host path. */
+static int bind_user(const struct sbx_wire_config *c, const int *fds, size_t n_fds,
+                     struct sbx_agent_fail *f)
+{
+    char dst[4096];
+    for (uint32_t i = 0; i < c->n_mounts; i++) {
+        const struct sbx_wire_mount *m = &c->mounts[i];
+        if (snprintf(dst, sizeof(dst), NEWROOT "%s", m->dst) >= (int)sizeof(dst)) {
+            errno = ENAMETOOLONG;
+            return fail_at(f, "bind_user", m->dst);
+        }
+        struct stat st;
+        int is_dir;
+        if (m->kind == SBX_MOUNT_FD) {
+            if (m->fd_index >= n_fds || fstat(fds[m->fd_index], &st) < 0) {
+                errno = EBADF;
+                return fail_at(f, "bind_user", m->dst);
+            }
+        } else if (stat(m->src, &st) < 0) {
+            return fail_at(f, "bind_user_source", m->src);
+        }
+        is_dir = S_ISDIR(st.st_mode);
+        /* Create the mount point: a directory, or an empty file for a file bind. */
+        char *slash = strrchr(dst, '/');
+        *slash = '\0';
+        int r = sbx_agent_mkdir_p(dst);
+        *slash = '/';
+        if (r < 0 || (is_dir ? (mkdir(dst, 0755) < 0 && errno != EEXIST) : make_file(dst) < 0))
+            return fail_at(f, "mount_point", m->dst);
+        if (m->kind == SBX_MOUNT_FD)
+            r = move_mount(fds[m->fd_index], "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH);
+        else
+            r = mount(m->src, dst, NULL, MS_BIND | MS_REC, NULL);
+        if (r < 0)
+            return fail_at(f, "bind_user", m->dst);
+        uint64_t attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+        if (m->flags & SBX_MOUNT_RO)
+            attrs |= MOUNT_ATTR_RDONLY;
+        if (set_attr(AT_FDCWD, dst, AT_RECURSIVE, attrs) < 0)
+            return fail_at(f, "bind_user_attrs", m->dst);
+    }
+    return 0;
+}
+
+static int mount_tmpfs(const char *dst, const char *opts, unsigned long flags)
+{
+    return mount("tmpfs", dst, "tmpfs", flags, opts);
+}
+
+int sbx_agent_rootfs(const struct sbx_wire_config *c, const int *fds, size_t n_fds,
+                     struct sbx_agent_fail *f)
+{
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        return fail_at(f, "make_private", "/");
+    /* /etc files are generated into the tmpfs, but the host's resolv.conf is read first. */
+    if (mount_tmpfs(NEWROOT, "mode=0755,size=4m,nr_inodes=4096", MS_NOSUID | MS_NODEV) < 0)
+        return fail_at(f, "root_tmpfs", NEWROOT);
+    if (bind_system(f) < 0)
+        return -1;
+    if (sbx_agent_make_etc(NEWROOT, c, f) < 0 || sbx_agent_make_dev(NEWROOT, f) < 0)
+        return -1;
+    if (mkdir(NEWROOT "/proc", 0555) < 0 ||
+        mount("proc", NEWROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        return fail_at(f, "proc", "/proc");
+    if (mkdir(NEWROOT "/tmp", 01777) < 0 ||
+        mount_tmpfs(NEWROOT "/tmp", "mode=1777", MS_NOSUID | MS_NODEV) < 0)
+        return fail_at(f, "tmp", "/tmp");
+    if (bind_user(c, fds, n_fds, f) < 0)
+        return -1;
+    if (sethostname(c->hostname, strlen(c->hostname)) < 0)
+        return fail_at(f, "hostname", c->hostname);
+    int r = sbx_agent_lo_up();
+    if (r < 0) {
+        errno = -r;
+        return fail_at(f, "loopback", "lo");
+    }
+    /* pivot_root(".", "."): the old root ends up stacked under the new one and is detached
+     * right away, so no path back to the host's tree is left (pivot_root(2), NOTES). */
+    if (chdir(NEWROOT) < 0 || syscall(SYS_pivot_root, ".", ".") < 0)
+        return fail_at(f, "pivot_root", NEWROOT);
+    if (umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
+        return fail_at(f, "detach_old_root", "/");
+    if (set_attr(AT_FDCWD, "/", 0, MOUNT_ATTR_RDONLY) < 0)
+        return fail_at(f, "root_readonly", "/");
+    if (chdir(c->root) < 0)
+        return fail_at(f, "workspace", c->root);
+    return 0;
+}

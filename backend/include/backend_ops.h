@@ -1,0 +1,78 @@
+/* backend_ops.h — the only backend header core sees: an ops table over an opaque sandbox.
+ *
+ * core validates arguments and builds the final argv, env, cwd and ids; the backend creates
+ * the sandbox and runs what it is told. The backend never calls back into core.
+ */
+#ifndef SBX_BACKEND_OPS_H
+#define SBX_BACKEND_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <sbx/error.h>
+
+struct sbx_sandbox; /* backend-private */
+
+struct sbx_backend_bind {
+    const char *src; /* host path */
+    const char *dst; /* absolute path inside */
+    int readonly;
+};
+
+struct sbx_backend_config {
+    const char *workspace; /* host directory (exists) */
+    const char *root;      /* mount point inside, absolute */
+    const char *hostname;
+    const struct sbx_backend_bind *binds;
+    size_t n_binds;
+    uint32_t uid_base;
+    int detached;
+    const char *agent_path; /* NULL = locate */
+    const char *id;         /* session id, for names and messages */
+};
+
+/* Ids the backend will use for the sandbox user and root, and whether a range is mapped
+ * (root callers) or a single id (everyone else). */
+struct sbx_backend_ids {
+    int range_mapped;
+    uint32_t sandbox_uid, sandbox_gid;
+};
+
+struct sbx_backend_exec {
+    char *const *argv; /* final argv */
+    char *const *env;  /* final environment */
+    const char *cwd;   /* absolute, inside */
+    uint32_t uid, gid;
+    double timeout_s;  /* 0: none */
+    size_t max_output_bytes;
+    int stdin_fd;      /* -1: EOF */
+    int stdout_fd;     /* >= 0: stream there instead of capturing */
+    int stderr_fd;
+};
+
+struct sbx_backend_exec_out {
+    int exit_code; /* -N on signal N */
+    int term_signal;
+    unsigned char *out, *err;
+    size_t out_len, err_len;
+    uint64_t out_dropped, err_dropped;
+    double duration_ms;
+};
+
+struct sbx_backend_ops {
+    const char *name;
+    /* Which ids the sandbox will have for this caller (no side effects). */
+    void (*ids)(struct sbx_backend_ids *out);
+    int (*start)(const struct sbx_backend_config *c, struct sbx_sandbox **out, sbx_error **err);
+    int (*exec)(struct sbx_sandbox *sb, const struct sbx_backend_exec *x,
+                struct sbx_backend_exec_out *out, sbx_error **err);
+    int (*alive)(struct sbx_sandbox *sb);
+    pid_t (*agent_pid)(const struct sbx_sandbox *sb);
+    /* Kills everything and frees; sb is gone afterwards. */
+    int (*destroy)(struct sbx_sandbox *sb, sbx_error **err);
+};
+
+extern const struct sbx_backend_ops sbx__ns_backend_ops;
+
+#endif

@@ -1,0 +1,45 @@
+/* ns.h — the namespace backend's private state. */
+#ifndef SBX_NS_H
+#define SBX_NS_H
+
+#include <pthread.h>
+#include <sys/types.h>
+
+#include "backend_ops.h"
+#include "error_internal.h"
+#include "util.h"
+
+struct sbx_sandbox {
+    pid_t pid;   /* agent, host pid */
+    int pidfd;   /* agent, from CLONE_PIDFD */
+    int sock;    /* main control socket */
+    int range_mapped;
+    int dead;    /* agent reaped */
+    pthread_mutex_t lock; /* serialises writes on sock and reaping */
+    char *id;
+};
+
+/* ns_clone.c */
+int sbx__ns_start(const struct sbx_backend_config *c, struct sbx_sandbox **out,
+                  sbx_error **err);
+
+/* Kills the agent (and with it the whole pid namespace) and reaps it. */
+void sbx__ns_kill_and_reap(struct sbx_sandbox *sb);
+
+/* fd number of the main socket in the agent. */
+#define SBX_AGENT_SOCK_FD 3
+
+/* ns_exec.c */
+int sbx__ns_exec(struct sbx_sandbox *sb, const struct sbx_backend_exec *x,
+                 struct sbx_backend_exec_out *out, sbx_error **err);
+/* Opens a new operation channel to the agent; returns the host end or -errno. */
+int sbx__ns_open_channel(struct sbx_sandbox *sb);
+
+/* idmap.c: writes uid_map, setgroups and gid_map of `pid`. */
+int sbx__ns_write_idmaps(pid_t pid, int range_mapped, uint32_t uid_base, sbx_error **err);
+void sbx__ns_ids(struct sbx_backend_ids *out);
+
+/* agent_path.c: resolves the sbx-agent binary. Returns a malloc'd path. */
+int sbx__agent_path(const char *configured, char **out, sbx_error **err);
+
+#endif

@@ -1,0 +1,53 @@
+/* ns_backend.c — the namespace backend's ops table: start, exec, liveness, teardown. */
+#include <poll.h>
+#include <stdlib.h>
+
+#include "ns.h"
+
+static int ns_alive(struct sbx_sandbox *sb)
+{
+    pthread_mutex_lock(&sb->lock);
+    int alive = !sb->dead;
+    if (alive) {
+        /* A pidfd polls readable once the process has exited. */
+        struct pollfd pf = {.fd = sb->pidfd, .events = POLLIN};
+        alive = poll(&pf, 1, 0) == 0;
+    }
+    pthread_mutex_unlock(&sb->lock);
+    return alive;
+}
+
+static pid_t ns_agent_pid(const struct sbx_sandbox *sb)
+{
+    return sb->pid;
+}
+
+static int ns_destroy(struct sbx_sandbox *sb, sbx_error **err)
+{
+    (void)err;
+    pthread_mutex_lock(&sb->lock);
+    if (sb->sock >= 0)
+        close(sb->sock);
+    sb->sock = -1;
+    /* Killing PID 1 makes the kernel kill every other process of the pid namespace, and the
+     * agent is only reaped once they are all gone; the mount namespace, and every mount in
+     * it, goes with its last process. */
+    if (!sb->dead)
+        sbx__ns_kill_and_reap(sb);
+    pthread_mutex_unlock(&sb->lock);
+    close(sb->pidfd);
+    pthread_mutex_destroy(&sb->lock);
+    free(sb->id);
+    free(sb);
+    return 0;
+}
+
+const struct sbx_backend_ops sbx__ns_backend_ops = {
+    .name = "namespaces",
+    .ids = sbx__ns_ids,
+    .start = sbx__ns_start,
+    .exec = sbx__ns_exec,
+    .alive = ns_alive,
+    .agent_pid = ns_agent_pid,
+    .destroy = ns_destroy,
+};

@@ -1,0 +1,372 @@
+/* ns_clone.c — creating a sandbox: clone3() into fresh namespaces, id maps, the agent.
+ *
+ * The embedder may be multi-threaded, so the child of clone3() runs only async-signal-safe
+ * system calls: wait for the id maps, set up its fds, exec the agent. Everything that
+ * allocates happens in the parent before clone3() or in the agent after exec.
+ *
+ * Sequence (parent | child):
+ *   open agent, /dev/null, socketpair, sync pipe, detached mount trees (open_tree)
+ *   clone3(NEWUSER|NEWPID|NEWNS|NEWNET|NEWUTS|NEWIPC|NEWCGROUP, pidfd, exit_signal 0)
+ *   write uid_map/gid_map          | read(sync) blocks
+ *   write(sync)                    | [unprivileged: raise ambient caps] fds 0-2=/dev/null,
+ *                                  | 3=socket, rest close-on-exec; execveat(agent)
+ *   send CONFIG + mount fds        | agent builds the root, pivots
+ *   wait READY or SETUP_ERROR      | READY
+ *
+ * exit_signal 0 makes the agent a "clone child" that waitpid(-1) in the embedder (a SIGCHLD
+ * handler in a Python host, say) cannot reap from under us; we wait on the pidfd with __WALL.
+ * The sandbox dies with the embedder because the agent exits when the main socket closes;
+ * PR_SET_PDEATHSIG is deliberately not used: it fires when the *thread* that created the
+ * child exits, which would kill sandboxes of a multi-threaded embedder at random.
+ */
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "ns.h"
+#include "wire_msgs.h"
+#include <sbx/session.h>
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+#define SBX_START_TIMEOUT_MS 30000
+
+struct prep {
+    int agent_fd, devnull, sv[2], sync[2];
+    int mount_fds[SBX_WIRE_MAX_MOUNTS];
+    size_t n_mount_fds;
+    int last_cap;
+    int unprivileged;
+    /* Pre-built SETUP_ERROR frame the child writes if execveat fails; errno patched in. */
+    unsigned char fail_frame[64];
+    size_t fail_len, fail_errno_off;
+};
+
+static void prep_close(struct prep *p)
+{
+    int *fds[] = {&p->agent_fd, &p->devnull, &p->sv[0], &p->sv[1], &p->sync[0], &p->sync[1]};
+    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+        if (*fds[i] >= 0)
+            close(*fds[i]);
+        *fds[i] = -1;
+    }
+    for (size_t i = 0; i < p->n_mount_fds; i++)
+        close(p->mount_fds[i]);
+    p->n_mount_fds = 0;
+}
+
+static int read_last_cap(void)
+{
+    char buf[16] = {0};
+    int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
+    int cap = CAP_LAST_CAP;
+    if (fd >= 0) {
+        if (read(fd, buf, sizeof(buf) - 1) > 0)
+            cap = atoi(buf);
+        close(fd);
+    }
+    return cap;
+}
+
+static void build_fail_frame(struct prep *p)
+{
+    static const char stage[] = "exec_agent";
+    struct sbx_wire_hdr h = {.type = SBX_MSG_SETUP_ERROR,
+                             .len = 4 + 4 + (uint32_t)(sizeof(stage) - 1) + 4};
+    unsigned char *q = p->fail_frame;
+    uint32_t zero = 0, sl = sizeof(stage) - 1;
+    memcpy(q, &h, sizeof(h));
+    q += sizeof(h);
+    p->fail_errno_off = (size_t)(q - p->fail_frame);
+    memcpy(q, &zero, 4);
+    q += 4;
+    memcpy(q, &sl, 4);
+    q += 4;
+    memcpy(q, stage, sl);
+    q += sl;
+    memcpy(q, &zero, 4); /* empty detail */
+    q += 4;
+    p->fail_len = (size_t)(q - p->fail_frame);
+}
+
+/* Unprivileged callers: the agent runs as the mapped (non-zero) uid, and execve would drop
+ * the capabilities it needs to build the root, so carry them across as ambient caps. */
+static void raise_ambient(int last_cap)
+{
+    struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+    struct __user_cap_data_struct d[2];
+    if (syscall(SYS_capget, &h, d) < 0)
+        return;
+    d[0].inheritable = d[0].permitted;
+    d[1].inheritable = d[1].permitted;
+    if (syscall(SYS_capset, &h, d) < 0)
+        return;
+    for (int c = 0; c <= last_cap; c++)
+        prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0);
+}
+
+__attribute__((noreturn)) static void child_main(struct prep *p)
+{
+    char c;
+    ssize_t n;
+    do {
+        n = read(p->sync[0], &c, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1)
+        _exit(126);
+    /* Raw syscalls: glibc's set*id wrappers signal every thread of what it believes is still
+     * the multi-threaded parent, and would hang here. */
+    if (p->unprivileged) {
+        raise_ambient(p->last_cap);
+    } else {
+        /* Become sandbox root (host uid_base): host root is unmapped inside, and execve as an
+         * unmapped uid would drop the capabilities the agent needs. Clear the caller's
+         * supplementary groups too. */
+        if (syscall(SYS_setgroups, 0, NULL) < 0 || syscall(SYS_setresgid, 0, 0, 0) < 0 ||
+            syscall(SYS_setresuid, 0, 0, 0) < 0)
+            _exit(126);
+    }
+    if (dup2(p->sv[1], SBX_AGENT_SOCK_FD) < 0 || dup2(p->devnull, 0) < 0 ||
+        dup2(p->devnull, 1) < 0 || dup2(p->devnull, 2) < 0)
+        _exit(126);
+    /* The embedder's own fds (even ones it forgot to mark CLOEXEC) never reach the agent. */
+    syscall(SYS_close_range, SBX_AGENT_SOCK_FD + 1, ~0u, CLOSE_RANGE_CLOEXEC);
+    char *const argv[] = {"sbx-agent", NULL};
+    char *const envp[] = {NULL};
+    syscall(SYS_execveat, p->agent_fd, "", argv, envp, AT_EMPTY_PATH);
+    int32_t e = errno;
+    memcpy(p->fail_frame + p->fail_errno_off, &e, 4);
+    (void)!write(SBX_AGENT_SOCK_FD, p->fail_frame, p->fail_len);
+    _exit(127);
+}
+
+/* A detached copy of a host directory tree, made here where the caller's privileges apply,
+ * then moved into place by the agent (which, as a mapped uid, may not even be able to look
+ * the path up). */
+static int tree_fd(const char *src, int readonly, sbx_error **err)
+{
+    int fd = open_tree(AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+    if (fd < 0)
+        return sbx_err(err, errno == ENOENT ? SBX_EINVAL : SBX_EBACKEND, errno, "start",
+                       "cannot bind '%s'", src);
+    if (readonly) {
+        struct mount_attr a = {.attr_set = MOUNT_ATTR_RDONLY};
+        if (mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof(a)) < 0) {
+            int e = errno;
+            close(fd);
+            return sbx_err(err, SBX_EBACKEND, e, "start", "make '%s' read-only", src);
+        }
+    }
+    return fd;
+}
+
+static int add_mount(struct prep *p, struct sbx_wire_config *cfg, const char *src,
+                     const char *dst, int readonly, sbx_error **err)
+{
+    struct sbx_wire_mount *m = &cfg->mounts[cfg->n_mounts];
+    m->dst = (char *)dst;
+    m->flags = readonly ? SBX_MOUNT_RO : 0;
+    if (p->unprivileged) {
+        m->kind = SBX_MOUNT_PATH;
+        m->src = (char *)src;
+    } else {
+        int fd = tree_fd(src, readonly, err);
+        if (fd < 0)
+            return fd;
+        m->kind = SBX_MOUNT_FD;
+        m->fd_index = (uint32_t)p->n_mount_fds;
+        p->mount_fds[p->n_mount_fds++] = fd;
+    }
+    cfg->n_mounts++;
+    return 0;
+}
+
+/* Moves an fd to 10 or above, so that the child's dup2() onto 0-3 cannot clobber it. */
+static int high_fd(int fd)
+{
+    if (fd < 0 || fd >= 10)
+        return fd;
+    int h = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return h;
+}
+
+static int prepare(const struct sbx_backend_config *c, const char *agent, struct prep *p,
+                   struct sbx_wire_config *cfg, sbx_error **err)
+{
+    p->agent_fd = high_fd(open(agent, O_PATH | O_CLOEXEC));
+    if (p->agent_fd < 0)
+        return sbx_err(err, SBX_EBACKEND, errno, "start", "open sbx-agent '%s'", agent);
+    p->devnull = high_fd(open("/dev/null", O_RDWR | O_CLOEXEC));
+    if (p->devnull < 0)
+        return sbx_err(err, SBX_EBACKEND, errno, "start", "open /dev/null");
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p->sv) < 0)
+        return sbx_err(err, SBX_EBACKEND, errno, "start", "socketpair");
+    if (pipe2(p->sync, O_CLOEXEC) < 0)
+        return sbx_err(err, SBX_EBACKEND, errno, "start", "pipe");
+    p->sv[1] = high_fd(p->sv[1]);
+    p->sync[0] = high_fd(p->sync[0]);
+    if (p->sv[1] < 0 || p->sync[0] < 0)
+        return sbx_err(err, SBX_EBACKEND, errno, "start", "dup");
+    p->last_cap = read_last_cap();
+    build_fail_frame(p);
+    if (c->n_binds + 1 > SBX_WIRE_MAX_MOUNTS)
+        return sbx_err(err, SBX_EINVAL, 0, "start", "too many binds (%zu, at most %d)",
+                       c->n_binds, SBX_WIRE_MAX_MOUNTS - 1);
+    int r = add_mount(p, cfg, c->workspace, c->root, 0, err);
+    for (size_t i = 0; r == 0 && i < c->n_binds; i++)
+        r = add_mount(p, cfg, c->binds[i].src, c->binds[i].dst, c->binds[i].readonly, err);
+    return r;
+}
+
+static int recv_ready(struct sbx_sandbox *sb, sbx_error **err)
+{
+    struct pollfd pf = {.fd = sb->sock, .events = POLLIN};
+    int n = poll(&pf, 1, SBX_START_TIMEOUT_MS);
+    if (n == 0)
+        return sbx_err(err, SBX_EBACKEND, ETIMEDOUT, "start",
+                       "sandbox agent did not become ready within %d s",
+                       SBX_START_TIMEOUT_MS / 1000);
+    struct sbx_wire_hdr h;
+    unsigned char *p = NULL;
+    int r = sbx__wire_recv(sb->sock, &h, &p, NULL, 0, NULL);
+    if (r < 0)
+        return sbx_err(err, SBX_EBACKEND, -r, "start",
+                       "sandbox agent exited while starting");
+    if (h.type == SBX_MSG_READY) {
+        free(p);
+        return 0;
+    }
+    struct sbx_rbuf rb = {.data = p, .len = h.len};
+    uint32_t e = sbx__rbuf_u32(&rb);
+    char *stage = sbx__rbuf_str(&rb);
+    char *detail = sbx__rbuf_str(&rb);
+    int code = SBX_EBACKEND;
+    if (e == ENOENT && stage && strcmp(stage, "exec_agent") == 0)
+        code = SBX_EINVAL;
+    sbx_err(err, code, (int)e, "start", "sandbox setup failed at %s%s%s",
+            stage ? stage : "?", detail && *detail ? " for " : "", detail ? detail : "");
+    sbx_err_ctx(err, "stage", "%s", stage ? stage : "?");
+    if (detail && *detail)
+        sbx_err_ctx(err, "path", "%s", detail);
+    free(stage);
+    free(detail);
+    free(p);
+    return code;
+}
+
+static void kill_and_reap(struct sbx_sandbox *sb)
+{
+    syscall(SYS_pidfd_send_signal, sb->pidfd, SIGKILL, NULL, 0);
+    siginfo_t si;
+    while (waitid(P_PIDFD, (id_t)sb->pidfd, &si, WEXITED | __WALL) < 0 && errno == EINTR)
+        ;
+    sb->dead = 1;
+}
+
+int sbx__ns_start(const struct sbx_backend_config *c, struct sbx_sandbox **out,
+                  sbx_error **err)
+{
+    struct prep p = {.agent_fd = -1, .devnull = -1, .sv = {-1, -1}, .sync = {-1, -1}};
+    struct sbx_wire_mount mounts[SBX_WIRE_MAX_MOUNTS];
+    struct sbx_wire_config cfg = {.hostname = (char *)c->hostname,
+                                  .root = (char *)c->root,
+                                  .user_name = SBX_SANDBOX_USER,
+                                  .mounts = mounts};
+    struct sbx_backend_ids ids;
+    sbx__ns_ids(&ids);
+    p.unprivileged = !ids.range_mapped;
+    cfg.flags = (c->detached ? SBX_CFG_DETACHED : 0) | (ids.range_mapped ? SBX_CFG_RANGE_MAP : 0);
+    cfg.sandbox_uid = ids.sandbox_uid;
+    cfg.sandbox_gid = ids.sandbox_gid;
+
+    sbx_autofree char *agent = NULL;
+    int r = sbx__agent_path(c->agent_path, &agent, err);
+    if (r == 0)
+        r = prepare(c, agent, &p, &cfg, err);
+    struct sbx_sandbox *sb = NULL;
+    if (r == 0 && !(sb = calloc(1, sizeof(*sb))))
+        r = sbx_err(err, SBX_ENOMEM, 0, "start", "out of memory");
+    if (r < 0) {
+        prep_close(&p);
+        return r;
+    }
+    sb->sock = sb->pidfd = -1;
+    pthread_mutex_init(&sb->lock, NULL);
+    sb->range_mapped = ids.range_mapped;
+
+    int pidfd = -1;
+    struct clone_args ca = {
+        .flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWUTS |
+                 CLONE_NEWIPC | CLONE_NEWCGROUP | CLONE_PIDFD,
+        .pidfd = (uint64_t)(uintptr_t)&pidfd,
+        .exit_signal = 0,
+    };
+    long pid = syscall(SYS_clone3, &ca, sizeof(ca));
+    if (pid == 0)
+        child_main(&p);
+    if (pid < 0) {
+        int e = errno;
+        prep_close(&p);
+        free(sb);
+        if (e == ENOSYS)
+            return sbx_err(err, SBX_ENOSYS, e, "start", "clone3() is not available (kernel < 5.3)");
+        if (e == EPERM || e == ENOSPC || e == EUSERS)
+            return sbx_err(err, SBX_ENOSYS, e, "start",
+                           "cannot create user namespaces here (see "
+                           "/proc/sys/user/max_user_namespaces and "
+                           "kernel.unprivileged_userns_clone)");
+        return sbx_err(err, SBX_EBACKEND, e, "start", "clone3");
+    }
+    sb->pid = (pid_t)pid;
+    sb->pidfd = pidfd;
+    sb->sock = sbx_steal_fd(&p.sv[0]);
+    r = sbx__ns_write_idmaps(sb->pid, ids.range_mapped, c->uid_base, err);
+    if (r == 0 && sbx__write_full(p.sync[1], "x", 1) < 0)
+        r = sbx_err(err, SBX_EBACKEND, errno, "start", "release the sandbox's first process");
+    if (r == 0) {
+        struct sbx_wbuf b = {0};
+        r = sbx__wire_config_encode(&cfg, &b);
+        if (r == 0)
+            r = sbx__wire_send(sb->sock, SBX_MSG_CONFIG, b.data, b.len, p.mount_fds,
+                               p.n_mount_fds);
+        sbx__wbuf_free(&b);
+        if (r < 0)
+            r = sbx_err(err, SBX_EBACKEND, -r, "start", "send the sandbox configuration");
+    }
+    prep_close(&p);
+    if (r == 0)
+        r = recv_ready(sb, err);
+    if (r < 0) {
+        kill_and_reap(sb);
+        close(sb->sock);
+        close(sb->pidfd);
+        pthread_mutex_destroy(&sb->lock);
+        free(sb);
+        return r;
+    }
+    sb->id = c->id ? strdup(c->id) : NULL;
+    *out = sb;
+    return 0;
+}
+
+void sbx__ns_kill_and_reap(struct sbx_sandbox *sb)
+{
+    kill_and_reap(sb);
+}

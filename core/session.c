@@ -1,0 +1,477 @@
+/* session.c — the session object and its lifecycle.
+ *
+ * States and the calls that move between them:
+ *
+ *      sbx_session_new()        start()              shutdown() / agent died
+ *   ------------------> NEW ------------> RUNNING ---------------------------> DOWN
+ *                        |                                                      ^
+ *                        +------------------------ shutdown() ------------------+
+ *
+ * Invariants (checked by assert_state() in debug builds):
+ *   1. sb (the backend sandbox) is non-NULL exactly in RUNNING.
+ *   2. workspace is set in RUNNING and DOWN; in NEW only when the caller gave one.
+ *   3. DOWN is terminal: start() on DOWN fails with SBX_ESTATE; shutdown() on DOWN is a no-op.
+ *   4. exec() is valid only in RUNNING; concurrent execs share the session read-only
+ *      (exec takes no lock of the session: the backend serialises its own socket).
+ */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+
+#include "core.h"
+#include "error_internal.h"
+#include "util.h"
+
+enum state { ST_NEW, ST_RUNNING, ST_DOWN };
+
+struct sbx_session {
+    enum state state;
+    char id[37];
+    char *workspace;
+    int owns_workspace;
+    char *root;
+    char *hostname;
+    struct sbx_backend_bind *binds;
+    size_t n_binds;
+    char **env;
+    uint32_t uid_base;
+    unsigned flags;
+    char *agent_path;
+    struct sbx_backend_ids ids;
+    const struct sbx_backend_ops *ops;
+    struct sbx_sandbox *sb;
+};
+
+static void assert_state(const sbx_session *s)
+{
+    assert((s->sb != NULL) == (s->state == ST_RUNNING));
+    assert(s->state == ST_NEW || s->workspace != NULL);
+    (void)s;
+}
+
+void sbx__uuid4(char buf[37])
+{
+    unsigned char b[16];
+    if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b)) {
+        /* getrandom cannot fail for 16 bytes once the pool is ready; fall back anyway. */
+        uint64_t t = sbx__now_ns() ^ (uint64_t)getpid() << 32;
+        memcpy(b, &t, 8);
+        memcpy(b + 8, &t, 8);
+    }
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    snprintf(buf, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+             b[13], b[14], b[15]);
+}
+
+static int hostname_ok(const char *h)
+{
+    size_t n = strlen(h);
+    if (n == 0 || n > 64 || h[0] == '-' || h[0] == '.')
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = h[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+static int env_ok(const char *const *env)
+{
+    for (size_t i = 0; env && env[i]; i++) {
+        const char *eq = strchr(env[i], '=');
+        if (!eq || eq == env[i])
+            return 0;
+    }
+    return 1;
+}
+
+static int validate(const sbx_session_opts *o, sbx_error **err)
+{
+    if (o->size != sizeof(*o))
+        return sbx_err(err, SBX_EINVAL, 0, "create",
+                       "sbx_session_opts.size is %zu, expected %zu: fill it with "
+                       "SBX_SESSION_OPTS_INIT",
+                       o->size, sizeof(*o));
+    if (o->flags & ~(unsigned)SBX_SESSION_FLAGS_ALL)
+        return sbx_err(err, SBX_EINVAL, 0, "create", "unknown session flags 0x%x",
+                       o->flags & ~(unsigned)SBX_SESSION_FLAGS_ALL);
+    if (o->root && sbx__abs_path_ok(o->root, 0) < 0)
+        return sbx_err(err, SBX_EINVAL, 0, "create",
+                       "sandbox workspace root must be absolute, normal and not '/': '%s'",
+                       o->root);
+    if (o->hostname && !hostname_ok(o->hostname))
+        return sbx_err(err, SBX_EINVAL, 0, "create",
+                       "hostname '%s' is not valid (1-64 of a-z A-Z 0-9 - .)", o->hostname);
+    if (o->workspace && o->workspace[0] == '\0')
+        return sbx_err(err, SBX_EINVAL, 0, "create", "workspace path is empty");
+    if (!env_ok(o->env))
+        return sbx_err(err, SBX_EINVAL, 0, "create", "environment entries must be K=V");
+    if (o->n_binds && !o->binds)
+        return sbx_err(err, SBX_EINVAL, 0, "create", "n_binds is %zu but binds is NULL",
+                       o->n_binds);
+    if (o->uid_base && (uint64_t)o->uid_base + 65536 > 0xffffffffull)
+        return sbx_err(err, SBX_EINVAL, 0, "create", "uid_base %u leaves no room for 65536 ids",
+                       o->uid_base);
+    for (size_t i = 0; i < o->n_binds; i++) {
+        const sbx_bind *b = &o->binds[i];
+        const char *dst = b->dst ? b->dst : b->src;
+        if (!b->src || b->src[0] == '\0')
+            return sbx_err(err, SBX_EINVAL, 0, "create", "bind %zu has no source", i);
+        if (sbx__abs_path_ok(dst, 0) < 0)
+            return sbx_err(err, SBX_EINVAL, 0, "create",
+                           "bind destination '%s' must be absolute, normal and not '/'", dst);
+    }
+    return 0;
+}
+
+static int copy_opts(sbx_session *s, const sbx_session_opts *o)
+{
+    s->root = strdup(o->root ? o->root : "/workspace");
+    s->hostname = strdup(o->hostname ? o->hostname : "sbx");
+    s->env = sbx__strv_dup(o->env);
+    if (!s->root || !s->hostname || !s->env)
+        return -1;
+    if (o->workspace && !(s->workspace = strdup(o->workspace)))
+        return -1;
+    if (o->agent_path && !(s->agent_path = strdup(o->agent_path)))
+        return -1;
+    if (o->n_binds && !(s->binds = calloc(o->n_binds, sizeof(*s->binds))))
+        return -1;
+    for (size_t i = 0; i < o->n_binds; i++) {
+        const sbx_bind *b = &o->binds[i];
+        s->binds[i].src = strdup(b->src);
+        s->binds[i].dst = strdup(b->dst ? b->dst : b->src);
+        s->binds[i].readonly = b->readonly;
+        s->n_binds = i + 1;
+        if (!s->binds[i].src || !s->binds[i].dst)
+            return -1;
+    }
+    return 0;
+}
+
+int sbx_session_new(const sbx_session_opts *o, sbx_session **out, sbx_error **err)
+{
+    *out = NULL;
+    if (!o)
+        return sbx_err(err, SBX_EINVAL, 0, "create", "session options are NULL");
+    int r = validate(o, err);
+    if (r < 0)
+        return r;
+    sbx_session *s = calloc(1, sizeof(*s));
+    if (!s)
+        return sbx_err(err, SBX_ENOMEM, 0, "create", "out of memory");
+    s->state = ST_NEW;
+    s->ops = &sbx__ns_backend_ops;
+    s->uid_base = o->uid_base ? o->uid_base : SBX_DEFAULT_UID_BASE;
+    s->flags = o->flags;
+    s->ops->ids(&s->ids);
+    sbx__uuid4(s->id);
+    if (copy_opts(s, o) < 0) {
+        sbx_session_free(s);
+        return sbx_err(err, SBX_ENOMEM, 0, "create", "out of memory");
+    }
+    *out = s;
+    return 0;
+}
+
+int sbx_session_start(sbx_session *s, sbx_error **err)
+{
+    if (!s)
+        return sbx_err(err, SBX_EINVAL, 0, "start", "session is NULL");
+    assert_state(s);
+    if (s->state == ST_RUNNING)
+        return 0;
+    if (s->state == ST_DOWN)
+        return sbx_err(err, SBX_ESTATE, 0, "start",
+                       "session %s was shut down; create a new session", s->id);
+    int r;
+    if (!s->workspace) {
+        uint32_t host_uid = s->ids.range_mapped ? s->uid_base + s->ids.sandbox_uid : getuid();
+        uint32_t host_gid = s->ids.range_mapped ? s->uid_base + s->ids.sandbox_gid : getgid();
+        r = sbx__workspace_make_temp(host_uid, host_gid, &s->workspace, err);
+        if (r < 0)
+            return r;
+        s->owns_workspace = 1;
+    } else if ((r = sbx__workspace_check(s->workspace, err)) < 0) {
+        return r;
+    }
+    struct sbx_backend_config c = {
+        .workspace = s->workspace,
+        .root = s->root,
+        .hostname = s->hostname,
+        .binds = s->binds,
+        .n_binds = s->n_binds,
+        .uid_base = s->uid_base,
+        .detached = (s->flags & SBX_SESSION_DETACHED) != 0,
+        .agent_path = s->agent_path,
+        .id = s->id,
+    };
+    r = s->ops->start(&c, &s->sb, err);
+    if (r < 0) {
+        sbx_err_ctx(err, "session_id", "%s", s->id);
+        return r;
+    }
+    s->state = ST_RUNNING;
+    assert_state(s);
+    return 0;
+}
+
+int sbx_session_shutdown(sbx_session *s, sbx_error **err)
+{
+    if (!s)
+        return sbx_err(err, SBX_EINVAL, 0, "shutdown", "session is NULL");
+    assert_state(s);
+    int r = 0;
+    if (s->state == ST_RUNNING) {
+        r = s->ops->destroy(s->sb, err);
+        s->sb = NULL;
+    }
+    s->state = ST_DOWN;
+    if (!s->workspace) {
+        /* Never started: nothing to tear down, but DOWN still needs invariant 2. */
+        s->workspace = strdup("");
+    }
+    assert_state(s);
+    return r;
+}
+
+int sbx_session_running(sbx_session *s)
+{
+    return s && s->state == ST_RUNNING && s->ops->alive(s->sb);
+}
+
+const char *sbx_session_workspace(const sbx_session *s)
+{
+    return s ? s->workspace : NULL;
+}
+
+const char *sbx_session_root(const sbx_session *s)
+{
+    return s ? s->root : NULL;
+}
+
+const char *sbx_session_id(const sbx_session *s)
+{
+    return s ? s->id : NULL;
+}
+
+pid_t sbx_session_agent_pid(const sbx_session *s)
+{
+    return (s && s->state == ST_RUNNING) ? s->ops->agent_pid(s->sb) : 0;
+}
+
+void sbx_session_free(sbx_session *s)
+{
+    if (!s)
+        return;
+    if (s->state == ST_RUNNING)
+        sbx_session_shutdown(s, NULL);
+    if (s->owns_workspace && s->workspace && !(s->flags & SBX_SESSION_KEEP_WORKSPACE))
+        sbx__rm_rf(s->workspace);
+    free(s->workspace);
+    free(s->root);
+    free(s->hostname);
+    for (size_t i = 0; i < s->n_binds; i++) {
+        free((char *)s->binds[i].src);
+        free((char *)s->binds[i].dst);
+    }
+    free(s->binds);
+    sbx__strv_free(s->env);
+    free(s->agent_path);
+    free(s);
+}
+
+/* ---- exec ------------------------------------------------------------------------------ */
+
+static int resolve_user(const sbx_session *s, const char *user, uint32_t *uid, uint32_t *gid,
+                        const char **name, sbx_error **err)
+{
+    if (!user || !*user || strcmp(user, SBX_SANDBOX_USER) == 0) {
+        *uid = s->ids.sandbox_uid;
+        *gid = s->ids.sandbox_gid;
+        *name = SBX_SANDBOX_USER;
+        return 0;
+    }
+    char *end = NULL;
+    unsigned long v = strtoul(user, &end, 10);
+    int numeric = user[0] >= '0' && user[0] <= '9' && end && *end == '\0';
+    if (strcmp(user, "root") == 0 || (numeric && v == 0)) {
+        if (!s->ids.range_mapped)
+            return sbx_err(err, SBX_EINVAL, 0, "exec",
+                           "user 'root' is not available: sbx runs unprivileged, so only the "
+                           "sandbox user (uid %u) is mapped",
+                           s->ids.sandbox_uid);
+        *uid = *gid = 0;
+        *name = "root";
+        return 0;
+    }
+    if (numeric && s->ids.range_mapped && v < 65536) {
+        *uid = *gid = (uint32_t)v;
+        *name = user;
+        return 0;
+    }
+    if (numeric && v == s->ids.sandbox_uid) {
+        *uid = s->ids.sandbox_uid;
+        *gid = s->ids.sandbox_gid;
+        *name = SBX_SANDBOX_USER;
+        return 0;
+    }
+    return sbx_err(err, SBX_EINVAL, 0, "exec",
+                   "unknown user '%s': use 'sandbox', 'root' or a uid below 65536", user);
+}
+
+/* Sets or replaces KEY=... in a NULL-terminated vector being built (v has room). */
+static int env_put(char **v, size_t *n, const char *kv)
+{
+    size_t k = (size_t)(strchr(kv, '=') - kv);
+    char *copy = strdup(kv);
+    if (!copy)
+        return -1;
+    for (size_t i = 0; i < *n; i++) {
+        if (strncmp(v[i], kv, k + 1) == 0) {
+            free(v[i]);
+            v[i] = copy;
+            return 0;
+        }
+    }
+    v[(*n)++] = copy;
+    return 0;
+}
+
+static char **build_env(const sbx_session *s, const char *const *extra, const char *user)
+{
+    size_t cap = 8 + sbx__strv_len((const char *const *)s->env) + sbx__strv_len(extra) + 1;
+    char **v = calloc(cap, sizeof(*v));
+    if (!v)
+        return NULL;
+    size_t n = 0;
+    char home[4200], usr[300], lognm[300];
+    snprintf(home, sizeof(home), "HOME=%s", s->root);
+    snprintf(usr, sizeof(usr), "USER=%s", user);
+    snprintf(lognm, sizeof(lognm), "LOGNAME=%s", user);
+    const char *base[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                          home, usr, lognm, "SHELL=/bin/sh", "LANG=C.UTF-8", NULL};
+    int fail = 0;
+    for (size_t i = 0; base[i]; i++)
+        fail |= env_put(v, &n, base[i]);
+    for (size_t i = 0; s->env && s->env[i]; i++)
+        fail |= env_put(v, &n, s->env[i]);
+    for (size_t i = 0; extra && extra[i]; i++)
+        fail |= env_put(v, &n, extra[i]);
+    if (fail) {
+        sbx__strv_free(v);
+        return NULL;
+    }
+    return v;
+}
+
+static char *build_cwd(const sbx_session *s, const char *cwd)
+{
+    char *r = NULL;
+    if (!cwd || !*cwd)
+        return strdup(s->root);
+    if (cwd[0] == '/')
+        return strdup(cwd);
+    if (asprintf(&r, "%s/%s", s->root, cwd) < 0)
+        return NULL;
+    return r;
+}
+
+static int check_exec_opts(const sbx_exec_opts *o, sbx_error **err)
+{
+    if (!o)
+        return sbx_err(err, SBX_EINVAL, 0, "exec", "exec options are NULL");
+    if (o->size != sizeof(*o))
+        return sbx_err(err, SBX_EINVAL, 0, "exec",
+                       "sbx_exec_opts.size is %zu, expected %zu: fill it with SBX_EXEC_OPTS_INIT",
+                       o->size, sizeof(*o));
+    if (o->flags & ~(unsigned)SBX_EXEC_FLAGS_ALL)
+        return sbx_err(err, SBX_EINVAL, 0, "exec", "unknown exec flags 0x%x", o->flags);
+    if (!(o->timeout_s >= 0) || o->timeout_s > 1e9)
+        return sbx_err(err, SBX_EINVAL, 0, "exec", "timeout_s must be >= 0 (0 = none), got %g",
+                       o->timeout_s);
+    if (!env_ok(o->env))
+        return sbx_err(err, SBX_EINVAL, 0, "exec", "environment entries must be K=V");
+    if ((o->flags & SBX_EXEC_STDIN_FD) && isatty(o->stdin_fd))
+        return sbx_err(err, SBX_EINVAL, 0, "exec",
+                       "stdin_fd is a terminal: sbx never hands a host terminal to sandboxed "
+                       "code (it could inject input with TIOCSTI); use a PTY session");
+    return 0;
+}
+
+int sbx_session_exec(sbx_session *s, const sbx_exec_opts *o, sbx_exec_result **out,
+                     sbx_error **err)
+{
+    *out = NULL;
+    int r = check_exec_opts(o, err);
+    if (r < 0)
+        return r;
+    if (!s || s->state != ST_RUNNING)
+        return sbx_err(err, SBX_ESTATE, 0, "exec", "session is not running: call start() first");
+    uint32_t uid = 0, gid = 0;
+    const char *uname = NULL;
+    if ((r = resolve_user(s, o->user, &uid, &gid, &uname, err)) < 0)
+        return r;
+    char **argv = NULL;
+    if ((r = sbx_exec_build_argv(o, &argv, err)) < 0)
+        return r;
+    char **env = build_env(s, o->env, uname);
+    char *cwd = build_cwd(s, o->cwd);
+    sbx_exec_result *res = calloc(1, sizeof(*res));
+    if (!env || !cwd || !res) {
+        r = sbx_err(err, SBX_ENOMEM, 0, "exec", "out of memory");
+        goto out;
+    }
+    struct sbx_backend_exec x = {
+        .argv = argv,
+        .env = env,
+        .cwd = cwd,
+        .uid = uid,
+        .gid = gid,
+        .timeout_s = o->timeout_s,
+        .max_output_bytes = o->max_output_bytes ? o->max_output_bytes : SBX_EXEC_DEFAULT_MAX_OUTPUT,
+        .stdin_fd = (o->flags & SBX_EXEC_STDIN_FD) ? o->stdin_fd : -1,
+        .stdout_fd = (o->flags & SBX_EXEC_STREAM_STDOUT) ? o->stdout_fd : -1,
+        .stderr_fd = (o->flags & SBX_EXEC_STREAM_STDERR) ? o->stderr_fd : -1,
+    };
+    struct sbx_backend_exec_out bo = {0};
+    r = s->ops->exec(s->sb, &x, &bo, err);
+    if (r < 0) {
+        if (r == SBX_EEXEC_TRANSPORT && !s->ops->alive(s->sb))
+            sbx_err_wrap(err, "the sandbox is gone");
+        char *joined = NULL;
+        for (size_t i = 0; argv[i]; i++) {
+            char *n = NULL;
+            if (asprintf(&n, "%s%s%s", joined ? joined : "", joined ? " " : "", argv[i]) < 0)
+                break;
+            free(joined);
+            joined = n;
+        }
+        sbx_err_ctx(err, "command_str", "%s", joined ? joined : argv[0]);
+        free(joined);
+        goto out;
+    }
+    res->exit_code = bo.exit_code;
+    res->term_signal = bo.term_signal;
+    res->out = bo.out;
+    res->out_len = bo.out_len;
+    res->out_dropped = bo.out_dropped;
+    res->err = bo.err;
+    res->err_len = bo.err_len;
+    res->err_dropped = bo.err_dropped;
+    res->duration_ms = bo.duration_ms;
+    *out = sbx_steal_ptr(&res);
+out:
+    free(res);
+    sbx__strv_free(argv);
+    sbx__strv_free(env);
+    free(cwd);
+    return r;
+}

@@ -1,0 +1,112 @@
+/* sbx/session.h — a sandbox session: created once, started once, runs many commands.
+ *
+ * Lifecycle of one opaque handle:
+ *
+ *   sbx_session_new()      records the configuration; touches nothing in the kernel
+ *   sbx_session_start()    creates the sandbox (namespaces, root filesystem, agent as PID 1)
+ *   sbx_session_exec() ... runs commands (see sbx/exec.h); any number, also concurrently
+ *   sbx_session_shutdown() kills every process of the sandbox and releases its resources
+ *   sbx_session_free()     shuts down if still running, removes an owned workspace, frees
+ *
+ * Thread safety: sbx_session_exec() and the read-only accessors may be called concurrently on
+ * one session; new/start/shutdown/free are owner-thread only.
+ */
+#ifndef SBX_SESSION_H
+#define SBX_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sbx_session sbx_session;
+
+/* One extra bind mount. `src` is a host path, `dst` an absolute path inside the sandbox
+ * (NULL = same as src). Both borrowed for the duration of sbx_session_new(). */
+typedef struct sbx_bind {
+    const char *src;
+    const char *dst;
+    int readonly;
+} sbx_bind;
+
+enum sbx_session_flags {
+    /* The sandbox outlives the process that started it (for the daemon and session CLI). By
+     * default the sandbox dies as soon as its creator does. */
+    SBX_SESSION_DETACHED = 1u << 0,
+    /* Keep a workspace that sbx created itself when the session is freed. */
+    SBX_SESSION_KEEP_WORKSPACE = 1u << 1,
+};
+#define SBX_SESSION_FLAGS_ALL (SBX_SESSION_DETACHED | SBX_SESSION_KEEP_WORKSPACE)
+
+/* Session options. Zero in any field means its default. Fill with SBX_SESSION_OPTS_INIT. */
+typedef struct sbx_session_opts {
+    size_t size;               /* sizeof(sbx_session_opts): set by SBX_SESSION_OPTS_INIT */
+    const char *workspace;     /* host directory bound read-write at `root`; NULL = a fresh
+                                  temporary directory owned (and removed) by the session */
+    const char *root;          /* workspace path inside the sandbox; default "/workspace" */
+    const char *hostname;      /* default "sbx" */
+    const sbx_bind *binds;     /* extra bind mounts, n_binds of them */
+    size_t n_binds;
+    const char *const *env;    /* NULL-terminated "K=V" list layered over the base env of
+                                  every command */
+    uint32_t uid_base;         /* as root: host uid/gid that sandbox id 0 maps to (65536 ids
+                                  from there); default SBX_DEFAULT_UID_BASE */
+    unsigned flags;            /* enum sbx_session_flags */
+    const char *agent_path;    /* sbx-agent binary; default: $SBX_AGENT_PATH, next to the
+                                  running program, then the installed libexec path */
+    const char *runtime_dir;   /* host directory for detached sessions' sockets;
+                                  default /run/sbx (root) or $XDG_RUNTIME_DIR/sbx */
+} sbx_session_opts;
+
+#define SBX_SESSION_OPTS_INIT {.size = sizeof(sbx_session_opts)}
+#define SBX_DEFAULT_UID_BASE  1610612736u /* 0x60000000: inside the range systemd reserves
+                                              for containers, unused by host accounts */
+#define SBX_SANDBOX_UID       1000u
+#define SBX_SANDBOX_USER      "sandbox"
+
+/* Records the configuration and validates it (EINVAL with a message naming the bad field).
+ * `o` is borrowed; strings are copied. *out is the caller's, freed with sbx_session_free().
+ * Thread safety: any thread. */
+SBX_API int sbx_session_new(const sbx_session_opts *o, sbx_session **out, sbx_error **err);
+
+/* Creates the sandbox. Errors: SBX_EWORKSPACE_START (workspace missing or not a directory),
+ * SBX_ENOSYS (a namespace kind is unavailable; the message names it), SBX_EBACKEND (the
+ * agent failed while assembling the root; context "stage" names the step).
+ * Calling it on a running session is a no-op; after shutdown it returns SBX_ESTATE.
+ * Thread safety: owner thread only. */
+SBX_API int sbx_session_start(sbx_session *s, sbx_error **err);
+
+/* Kills every process in the sandbox and releases the namespaces. Idempotent: a second call,
+ * or a call on a session that never started, returns 0. Does not remove the workspace.
+ * Thread safety: owner thread only. */
+SBX_API int sbx_session_shutdown(sbx_session *s, sbx_error **err);
+
+/* True while the sandbox is up (the agent is alive). Thread safety: concurrent on one
+ * session. */
+SBX_API int sbx_session_running(sbx_session *s);
+
+/* Host path of the workspace directory (borrowed). Thread safety: any thread. */
+SBX_API const char *sbx_session_workspace(const sbx_session *s);
+
+/* Workspace root inside the sandbox, e.g. "/workspace" (borrowed). */
+SBX_API const char *sbx_session_root(const sbx_session *s);
+
+/* Session id (a UUID v4 string, borrowed). */
+SBX_API const char *sbx_session_id(const sbx_session *s);
+
+/* Host pid of the agent (PID 1 inside), or 0 when not running. For diagnostics and tests. */
+SBX_API pid_t sbx_session_agent_pid(const sbx_session *s);
+
+/* Shuts down if needed, removes a workspace the session created (unless KEEP_WORKSPACE), and
+ * frees. NULL is a no-op. Thread safety: owner thread only, no call in flight. */
+SBX_API void sbx_session_free(sbx_session *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

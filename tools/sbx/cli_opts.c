@@ -1,0 +1,76 @@
+/* cli_opts.c — option parsing and error reporting shared by subcommands. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+double sbx_cli_parse_seconds(const char *s)
+{
+    char *end = NULL;
+    if (!s || !*s)
+        return -1;
+    double v = strtod(s, &end);
+    if (!end || *end != '\0' || !isfinite(v) || v < 0)
+        return -1;
+    return v;
+}
+
+int sbx_cli_parse_bind(const char *arg, int readonly, sbx_bind *out, char *msg, size_t msg_len)
+{
+    const char *colon = strchr(arg, ':');
+    size_t sl = colon ? (size_t)(colon - arg) : strlen(arg);
+    if (sl == 0) {
+        snprintf(msg, msg_len, "bind '%s' has no source path", arg);
+        return -1;
+    }
+    char *src = strndup(arg, sl);
+    char *dst = colon ? strdup(colon + 1) : NULL;
+    if (!src || (colon && !dst)) {
+        free(src);
+        free(dst);
+        snprintf(msg, msg_len, "out of memory");
+        return -1;
+    }
+    if (!dst && src[0] != '/') {
+        snprintf(msg, msg_len, "bind '%s' needs an absolute path or SRC:DST", arg);
+        free(src);
+        return -1;
+    }
+    if (dst && dst[0] != '/') {
+        snprintf(msg, msg_len, "bind destination '%s' must be an absolute path", dst);
+        free(src);
+        free(dst);
+        return -1;
+    }
+    out->src = src;
+    out->dst = dst;
+    out->readonly = readonly;
+    return 0;
+}
+
+void sbx_cli_print_error(const char *what, const sbx_error *e)
+{
+    fprintf(stderr, "sbx: %s%s%s [%s]\n", what ? what : "", what ? ": " : "",
+            sbx_error_message(e), sbx_code_name(sbx_error_code(e)));
+}
+
+int sbx_cli_exit_for_error(const sbx_error *e)
+{
+    switch (sbx_error_code(e)) {
+    case SBX_EEXEC_TIMEOUT:
+        return SBX_EXIT_TIMEOUT;
+    case SBX_EEXEC_TRANSPORT: {
+        const char *reason = sbx_error_context_get(e, "reason");
+        if (reason && strcmp(reason, "not_found") == 0)
+            return SBX_EXIT_NOT_FOUND;
+        if (reason && (strcmp(reason, "permission_denied") == 0 ||
+                       strcmp(reason, "not_executable") == 0))
+            return SBX_EXIT_NOT_EXECUTABLE;
+        return SBX_EXIT_SBX_FAILED;
+    }
+    default:
+        return SBX_EXIT_SBX_FAILED;
+    }
+}
