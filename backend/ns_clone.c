@@ -284,7 +284,7 @@ int sbx__ns_start(const struct sbx_backend_config *c, struct sbx_sandbox **out,
                   sbx_error **err)
 {
     struct prep p = {.agent_fd = -1, .devnull = -1, .sv = {-1, -1}, .sync = {-1, -1}};
-    struct sbx_wire_mount mounts[SBX_WIRE_MAX_MOUNTS];
+    struct sbx_wire_mount mounts[SBX_WIRE_MAX_MOUNTS] = {{0}};
     struct sbx_wire_config cfg = {.hostname = (char *)c->hostname,
                                   .root = (char *)c->root,
                                   .user_name = SBX_SANDBOX_USER,

@@ -103,41 +103,51 @@ static int bind_system(struct sbx_agent_fail *f)
     return 0;
 }
 
-/* The workspace (mounts[0]) and the caller's binds. FD mounts are detached trees the host
- * made with open_tree(): the agent needs no access to their host path. */
+/* Path mounts (unprivileged callers) become detached trees too, taken before the root tmpfs
+ * is mounted over NEWROOT: a source below /tmp would be hidden by it afterwards. */
+static int open_path_mounts(const struct sbx_wire_config *c, int *tree_fds,
+                            struct sbx_agent_fail *f)
+{
+    for (uint32_t i = 0; i < c->n_mounts; i++) {
+        tree_fds[i] = -1;
+        if (c->mounts[i].kind != SBX_MOUNT_PATH)
+            continue;
+        tree_fds[i] = open_tree(AT_FDCWD, c->mounts[i].src,
+                                OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+        if (tree_fds[i] < 0)
+            return fail_at(f, "bind_source", c->mounts[i].src);
+    }
+    return 0;
+}
+
+/* The workspace (mounts[0]) and the caller's binds, all detached mount trees by now: the
+ * host made FD mounts with open_tree(), so the agent needs no access to their host path. */
 static int bind_user(const struct sbx_wire_config *c, const int *fds, size_t n_fds,
-                     struct sbx_agent_fail *f)
+                     const int *tree_fds, struct sbx_agent_fail *f)
 {
     char dst[4096];
     for (uint32_t i = 0; i < c->n_mounts; i++) {
         const struct sbx_wire_mount *m = &c->mounts[i];
+        int fd = m->kind == SBX_MOUNT_FD ? (m->fd_index < n_fds ? fds[m->fd_index] : -1)
+                                          : tree_fds[i];
+        struct stat st;
         if (snprintf(dst, sizeof(dst), NEWROOT "%s", m->dst) >= (int)sizeof(dst)) {
             errno = ENAMETOOLONG;
             return fail_at(f, "bind_user", m->dst);
         }
-        struct stat st;
-        int is_dir;
-        if (m->kind == SBX_MOUNT_FD) {
-            if (m->fd_index >= n_fds || fstat(fds[m->fd_index], &st) < 0) {
-                errno = EBADF;
-                return fail_at(f, "bind_user", m->dst);
-            }
-        } else if (stat(m->src, &st) < 0) {
-            return fail_at(f, "bind_user_source", m->src);
+        if (fd < 0 || fstat(fd, &st) < 0) {
+            errno = EBADF;
+            return fail_at(f, "bind_user", m->dst);
         }
-        is_dir = S_ISDIR(st.st_mode);
         /* Create the mount point: a directory, or an empty file for a file bind. */
         char *slash = strrchr(dst, '/');
         *slash = '\0';
         int r = sbx_agent_mkdir_p(dst);
         *slash = '/';
-        if (r < 0 || (is_dir ? (mkdir(dst, 0755) < 0 && errno != EEXIST) : make_file(dst) < 0))
+        if (r < 0 || (S_ISDIR(st.st_mode) ? (mkdir(dst, 0755) < 0 && errno != EEXIST)
+                                          : make_file(dst) < 0))
             return fail_at(f, "mount_point", m->dst);
-        if (m->kind == SBX_MOUNT_FD)
-            r = move_mount(fds[m->fd_index], "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH);
-        else
-            r = mount(m->src, dst, NULL, MS_BIND | MS_REC, NULL);
-        if (r < 0)
+        if (move_mount(fd, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) < 0)
             return fail_at(f, "bind_user", m->dst);
         uint64_t attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
         if (m->flags & SBX_MOUNT_RO)
@@ -156,8 +166,11 @@ static int mount_tmpfs(const char *dst, const char *opts, unsigned long flags)
 int sbx_agent_rootfs(const struct sbx_wire_config *c, const int *fds, size_t n_fds,
                      struct sbx_agent_fail *f)
 {
+    int tree_fds[SBX_WIRE_MAX_MOUNTS];
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
         return fail_at(f, "make_private", "/");
+    if (open_path_mounts(c, tree_fds, f) < 0)
+        return -1;
     /* /etc files are generated into the tmpfs, but the host's resolv.conf is read first. */
     if (mount_tmpfs(NEWROOT, "mode=0755,size=4m,nr_inodes=4096", MS_NOSUID | MS_NODEV) < 0)
         return fail_at(f, "root_tmpfs", NEWROOT);
@@ -171,11 +184,15 @@ int sbx_agent_rootfs(const struct sbx_wire_config *c, const int *fds, size_t n_f
     if (mkdir(NEWROOT "/tmp", 01777) < 0 ||
         mount_tmpfs(NEWROOT "/tmp", "mode=1777", MS_NOSUID | MS_NODEV) < 0)
         return fail_at(f, "tmp", "/tmp");
-    if (bind_user(c, fds, n_fds, f) < 0)
+    int r = bind_user(c, fds, n_fds, tree_fds, f);
+    for (uint32_t i = 0; i < c->n_mounts; i++)
+        if (tree_fds[i] >= 0)
+            close(tree_fds[i]);
+    if (r < 0)
         return -1;
     if (sethostname(c->hostname, strlen(c->hostname)) < 0)
         return fail_at(f, "hostname", c->hostname);
-    int r = sbx_agent_lo_up();
+    r = sbx_agent_lo_up();
     if (r < 0) {
         errno = -r;
         return fail_at(f, "loopback", "lo");
@@ -188,7 +205,5 @@ int sbx_agent_rootfs(const struct sbx_wire_config *c, const int *fds, size_t n_f
         return fail_at(f, "detach_old_root", "/");
     if (set_attr(AT_FDCWD, "/", 0, MOUNT_ATTR_RDONLY) < 0)
         return fail_at(f, "root_readonly", "/");
-    if (chdir(c->root) < 0)
-        return fail_at(f, "workspace", c->root);
     return 0;
 }

@@ -1,0 +1,239 @@
+/* Lifecycle: start errors, shutdown leaves nothing behind, the sandbox dies with its creator. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+TestSuite(backend_lifecycle, .init = sbx_test_init, .fini = sbx_test_fini, .timeout = 60);
+
+static int pid_gone_within(pid_t pid, int ms)
+{
+    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pfd < 0)
+        return errno == ESRCH;
+    struct pollfd p = {.fd = pfd, .events = POLLIN};
+    int r = poll(&p, 1, ms);
+    close(pfd);
+    return r == 1;
+}
+
+static int mount_ns_count(unsigned long ino)
+{
+    /* A mount namespace lives while a process is in it (or an fd/bind pins it); count the
+     * processes whose mnt namespace is `ino`. */
+    char cmd[128], out[64];
+    snprintf(cmd, sizeof(cmd), "ls -L -i /proc/[0-9]*/ns/mnt 2>/dev/null | grep -c '^%lu '", ino);
+    char *const argv[] = {"/bin/sh", "-c", cmd, NULL};
+    sbx_test_run_host(argv, out, sizeof(out));
+    return atoi(out);
+}
+
+Test(backend_lifecycle, shutdown_leaves_no_process_mount_or_temp_dir)
+{
+    sbx_session *s = sbx_test_start(NULL);
+    sbx_exec_result_free(sbx_test_sh(s, "sleep 1000 >/dev/null 2>&1 & (setsid sleep 1000 &)"));
+    pid_t agent = sbx_session_agent_pid(s);
+    char nspath[64];
+    struct stat st;
+    snprintf(nspath, sizeof(nspath), "/proc/%d/ns/mnt", (int)agent);
+    cr_assert_eq(stat(nspath, &st), 0);
+    unsigned long mnt_ino = (unsigned long)st.st_ino;
+    unsigned long pid_ino = sbx_test_pidns_of(agent);
+    cr_expect_geq(sbx_test_count_in_pidns(pid_ino), 3);
+    char ws[4096];
+    snprintf(ws, sizeof(ws), "%s", sbx_session_workspace(s));
+    cr_expect_eq(stat(ws, &st), 0);
+
+    cr_assert_eq(sbx_session_shutdown(s, NULL), 0);
+    cr_expect_eq(sbx_session_running(s), 0);
+    cr_expect_eq(sbx_test_count_in_pidns(pid_ino), 0, "processes left after shutdown");
+    cr_expect_eq(mount_ns_count(mnt_ino), 0, "the sandbox's mount namespace is still in use");
+    cr_expect_eq(stat(ws, &st), 0, "shutdown must not delete the workspace");
+    cr_expect_eq(sbx_session_shutdown(s, NULL), 0, "shutdown is idempotent");
+    sbx_session_free(s);
+    cr_expect_neq(stat(ws, &st), 0, "the owned temporary workspace was not removed");
+}
+
+Test(backend_lifecycle, free_without_shutdown_cleans_up)
+{
+    sbx_session *s = sbx_test_start(NULL);
+    sbx_exec_result_free(sbx_test_sh(s, "sleep 1000 >/dev/null 2>&1 &"));
+    unsigned long pid_ino = sbx_test_pidns_of(sbx_session_agent_pid(s));
+    sbx_session_free(s);
+    cr_expect_eq(sbx_test_count_in_pidns(pid_ino), 0);
+}
+
+Test(backend_lifecycle, caller_workspace_is_kept_and_used)
+{
+    char dir[] = "/tmp/sbx-test-ws-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    cr_assert_eq(chmod(dir, 0777), 0);
+    sbx_session_opts o = SBX_SESSION_OPTS_INIT;
+    o.workspace = dir;
+    o.root = "/home/agent/work";
+    sbx_session *s = sbx_test_start(&o);
+    sbx_exec_result *r = sbx_test_sh(s, "pwd; echo hi > f");
+    cr_expect_str_eq((char *)r->out, "/home/agent/work\n");
+    sbx_exec_result_free(r);
+    sbx_session_free(s);
+    char f[256];
+    snprintf(f, sizeof(f), "%s/f", dir);
+    struct stat st;
+    cr_expect_eq(stat(f, &st), 0, "caller's workspace must survive the session");
+    unlink(f);
+    cr_expect_eq(rmdir(dir), 0);
+}
+
+Test(backend_lifecycle, missing_workspace_is_a_start_error_naming_it)
+{
+    sbx_session_opts o = SBX_SESSION_OPTS_INIT;
+    o.workspace = "/nonexistent/sbx-ws";
+    sbx_session *s = NULL;
+    sbx_error *err = NULL;
+    cr_assert_eq(sbx_session_new(&o, &s, &err), 0);
+    cr_expect_eq(sbx_session_start(s, &err), SBX_EWORKSPACE_START);
+    cr_expect_str_eq(sbx_error_context_get(err, "path"), "/nonexistent/sbx-ws");
+    cr_expect(strstr(sbx_error_message(err), "/nonexistent/sbx-ws") != NULL);
+    cr_expect_str_eq(sbx_error_op(err), "start");
+    sbx_error_free(err);
+    sbx_session_free(s);
+}
+
+Test(backend_lifecycle, bad_session_options_are_rejected)
+{
+    sbx_session *s = NULL;
+    sbx_error *err = NULL;
+    sbx_session_opts o = SBX_SESSION_OPTS_INIT;
+    o.root = "relative";
+    cr_expect_eq(sbx_session_new(&o, &s, &err), SBX_EINVAL);
+    cr_expect_null(s);
+    sbx_error_free(err);
+    err = NULL;
+    o.root = "/a/../b";
+    cr_expect_eq(sbx_session_new(&o, &s, &err), SBX_EINVAL);
+    sbx_error_free(err);
+    err = NULL;
+    o.root = NULL;
+    o.hostname = "bad host!";
+    cr_expect_eq(sbx_session_new(&o, &s, &err), SBX_EINVAL);
+    sbx_error_free(err);
+    err = NULL;
+    o.hostname = NULL;
+    o.flags = 1u << 30;
+    cr_expect_eq(sbx_session_new(&o, &s, &err), SBX_EINVAL);
+    sbx_error_free(err);
+}
+
+Test(backend_lifecycle, bind_mounts_ro_and_rw)
+{
+    char ro[] = "/tmp/sbx-test-ro-XXXXXX", rw[] = "/tmp/sbx-test-rw-XXXXXX";
+    cr_assert_not_null(mkdtemp(ro));
+    cr_assert_not_null(mkdtemp(rw));
+    chmod(rw, 0777);
+    sbx_bind b[2] = {{.src = ro, .dst = "/data/ro", .readonly = 1}, {.src = rw, .dst = "/data/rw"}};
+    sbx_session_opts o = SBX_SESSION_OPTS_INIT;
+    o.binds = b;
+    o.n_binds = 2;
+    sbx_session *s = sbx_test_start(&o);
+    sbx_exec_result *r = sbx_test_sh(s, "touch /data/ro/x 2>/dev/null && echo ro-writable; "
+                                        "touch /data/rw/y && echo rw-ok");
+    cr_expect_str_eq((char *)r->out, "rw-ok\n");
+    sbx_exec_result_free(r);
+    sbx_session_free(s);
+    char y[128];
+    snprintf(y, sizeof(y), "%s/y", rw);
+    cr_expect_eq(unlink(y), 0, "file written through the rw bind is on the host");
+    rmdir(ro);
+    rmdir(rw);
+}
+
+Test(backend_lifecycle, the_sandbox_dies_with_its_creator)
+{
+    char ws[] = "/tmp/sbx-test-ws-XXXXXX";
+    cr_assert_not_null(mkdtemp(ws));
+    cr_assert_eq(chmod(ws, 0777), 0);
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    pid_t child = fork();
+    cr_assert(child >= 0);
+    if (child == 0) {
+        close(p[0]);
+        sbx_session_opts o = SBX_SESSION_OPTS_INIT;
+        o.workspace = ws; /* a killed creator cannot remove a temporary workspace */
+        sbx_session *s = NULL;
+        sbx_error *e = NULL;
+        if (sbx_session_new(&o, &s, &e) < 0 || sbx_session_start(s, &e) < 0) {
+            fprintf(stderr, "child: %s\n", sbx_error_message(e));
+            _exit(1);
+        }
+        const char *argv[] = {"sleep 1000 >/dev/null 2>&1 &", NULL};
+        sbx_exec_opts x = SBX_EXEC_OPTS_INIT;
+        x.argv = argv;
+        sbx_exec_result *r = NULL;
+        if (sbx_session_exec(s, &x, &r, NULL) < 0)
+            _exit(1);
+        pid_t agent = sbx_session_agent_pid(s);
+        (void)!write(p[1], &agent, sizeof(agent));
+        pause(); /* killed below, without any cleanup */
+        _exit(0);
+    }
+    close(p[1]);
+    pid_t agent = 0;
+    cr_assert_eq(read(p[0], &agent, sizeof(agent)), (ssize_t)sizeof(agent));
+    close(p[0]);
+    unsigned long ns = sbx_test_pidns_of(agent);
+    cr_assert_neq(ns, 0);
+    cr_assert_geq(sbx_test_count_in_pidns(ns), 2);
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    cr_expect(pid_gone_within(agent, 5000), "the agent outlived its creator");
+    for (int i = 0; i < 500 && sbx_test_count_in_pidns(ns) > 0; i++)
+        usleep(10000);
+    cr_expect_eq(sbx_test_count_in_pidns(ns), 0, "sandbox processes outlived their creator");
+    cr_expect_eq(rmdir(ws), 0);
+}
+
+Test(backend_lifecycle, a_detached_sandbox_outlives_its_creator)
+{
+    char ws[] = "/tmp/sbx-test-ws-XXXXXX";
+    cr_assert_not_null(mkdtemp(ws));
+    cr_assert_eq(chmod(ws, 0777), 0);
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    pid_t child = fork();
+    cr_assert(child >= 0);
+    if (child == 0) {
+        close(p[0]);
+        sbx_session_opts o = SBX_SESSION_OPTS_INIT;
+        o.flags = SBX_SESSION_DETACHED;
+        o.workspace = ws;
+        sbx_session *s = NULL;
+        sbx_error *e = NULL;
+        if (sbx_session_new(&o, &s, &e) < 0 || sbx_session_start(s, &e) < 0) {
+            fprintf(stderr, "child: %s\n", sbx_error_message(e));
+            _exit(1);
+        }
+        pid_t agent = sbx_session_agent_pid(s);
+        (void)!write(p[1], &agent, sizeof(agent));
+        pause();
+        _exit(0);
+    }
+    close(p[1]);
+    pid_t agent = 0;
+    cr_assert_eq(read(p[0], &agent, sizeof(agent)), (ssize_t)sizeof(agent));
+    close(p[0]);
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    cr_expect(!pid_gone_within(agent, 300), "a detached sandbox died with its creator");
+    /* Clean up what this test made: the agent is ours to kill. */
+    kill(agent, SIGKILL);
+    cr_expect(pid_gone_within(agent, 5000));
+    cr_expect_eq(rmdir(ws), 0);
+}

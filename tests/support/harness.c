@@ -1,0 +1,153 @@
+/* harness.c — see harness.h. */
+#include "harness.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int fds_at_init;
+
+static int count_fds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+        if (de->d_name[0] != '.')
+            n++;
+    if (d)
+        closedir(d);
+    return n - 1; /* the DIR's own fd */
+}
+
+void sbx_test_init(void)
+{
+    fds_at_init = count_fds();
+}
+
+void sbx_test_fini(void)
+{
+    cr_expect_eq(count_fds(), fds_at_init, "the test leaked fds: %d open, %d at start",
+                 count_fds(), fds_at_init);
+    errno = 0;
+    pid_t p = waitpid(-1, NULL, WNOHANG | __WALL);
+    cr_expect(p == -1 && errno == ECHILD, "the test left a child process (waitpid -> %d)",
+              (int)p);
+}
+
+sbx_session *sbx_test_start(const sbx_session_opts *opts)
+{
+    sbx_session_opts def = SBX_SESSION_OPTS_INIT;
+    sbx_session *s = NULL;
+    sbx_error *err = NULL;
+    int r = sbx_session_new(opts ? opts : &def, &s, &err);
+    cr_assert_eq(r, 0, "session_new: %s", sbx_error_message(err));
+    r = sbx_session_start(s, &err);
+    if (r == SBX_ENOSYS)
+        cr_skip_test("kernel feature missing: %s", sbx_error_message(err));
+    cr_assert_eq(r, 0, "session_start: %s [%s]", sbx_error_message(err),
+                 sbx_code_name(sbx_error_code(err)));
+    return s;
+}
+
+int sbx_test_exec(sbx_session *s, const sbx_exec_opts *o, sbx_exec_result **res,
+                  sbx_error **err)
+{
+    return sbx_session_exec(s, o, res, err);
+}
+
+sbx_exec_result *sbx_test_sh(sbx_session *s, const char *script)
+{
+    const char *argv[] = {script, NULL};
+    sbx_exec_opts o = SBX_EXEC_OPTS_INIT;
+    o.argv = argv;
+    o.timeout_s = 60;
+    sbx_exec_result *res = NULL;
+    sbx_error *err = NULL;
+    int r = sbx_session_exec(s, &o, &res, &err);
+    cr_assert_eq(r, 0, "exec '%s': %s", script, sbx_error_message(err));
+    return res;
+}
+
+unsigned long sbx_test_pidns_of(pid_t pid)
+{
+    char p[64];
+    struct stat st;
+    snprintf(p, sizeof(p), "/proc/%d/ns/pid", (int)pid);
+    if (stat(p, &st) < 0)
+        return 0;
+    return (unsigned long)st.st_ino;
+}
+
+int sbx_test_count_in_pidns(unsigned long ino)
+{
+    int n = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        if (de->d_name[0] < '0' || de->d_name[0] > '9')
+            continue;
+        if (sbx_test_pidns_of(atoi(de->d_name)) == ino)
+            n++;
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+const char *sbx_test_bin(const char *name)
+{
+    static char buf[PATH_MAX + 64];
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    cr_assert(n > 0);
+    self[n] = '\0';
+    *strrchr(self, '/') = '\0';
+    snprintf(buf, sizeof(buf), "%s/%s", self, name);
+    return buf;
+}
+
+int sbx_test_run_host(char *const argv[], char *out, size_t cap)
+{
+    int p[2];
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        int dn = open("/dev/null", O_RDONLY);
+        dup2(dn, 0);
+        dup2(p[1], 1);
+        dup2(p[1], 2);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(p[1]);
+    size_t len = 0;
+    for (;;) {
+        char tmp[4096];
+        ssize_t k = read(p[0], tmp, sizeof(tmp));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        size_t take = (size_t)k;
+        if (len + take > cap - 1)
+            take = cap - 1 - len;
+        memcpy(out + len, tmp, take);
+        len += take;
+    }
+    out[len] = '\0';
+    close(p[0]);
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+}

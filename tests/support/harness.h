@@ -1,0 +1,42 @@
+/* harness.h — shared helpers for the Criterion suites.
+ *
+ * Every test that starts sandboxes uses sbx_test_init/sbx_test_fini (as .init/.fini): init
+ * records the fds and children of the test process, fini asserts none leaked and that no
+ * process of any sandbox the test made is left on the host. */
+#ifndef SBX_TEST_HARNESS_H
+#define SBX_TEST_HARNESS_H
+
+#include <criterion/criterion.h>
+#include <sbx/sbx.h>
+
+void sbx_test_init(void);
+void sbx_test_fini(void);
+
+/* Starts a session with a fresh owned workspace (opts may be NULL for defaults). Asserts. */
+sbx_session *sbx_test_start(const sbx_session_opts *opts);
+
+/* Runs `script` with sh -c as the sandbox user; asserts the call succeeded. */
+sbx_exec_result *sbx_test_sh(sbx_session *s, const char *script);
+/* Same, with full options; returns the code and leaves *res / *err to the caller. */
+int sbx_test_exec(sbx_session *s, const sbx_exec_opts *o, sbx_exec_result **res,
+                  sbx_error **err);
+
+/* The pid-namespace inode of a host pid (0 if gone), and the number of host processes in
+ * that pid namespace. */
+unsigned long sbx_test_pidns_of(pid_t pid);
+int sbx_test_count_in_pidns(unsigned long ino);
+
+/* Absolute path of a binary built next to the tests (e.g. "sbx"). Static buffer. */
+const char *sbx_test_bin(const char *name);
+
+/* Runs argv on the host, capturing stdout+stderr into out (NUL-terminated, up to cap) and
+ * returning the exit status (128+N for a signal). stdin is /dev/null. */
+int sbx_test_run_host(char *const argv[], char *out, size_t cap);
+
+#define SBX_TEST_SKIP_UNLESS(cond, ...)                                                        \
+    do {                                                                                       \
+        if (!(cond))                                                                           \
+            cr_skip_test(__VA_ARGS__);                                                         \
+    } while (0)
+
+#endif
