@@ -6,10 +6,21 @@
  * such as 0 would keep granting group access inside).
  * Unprivileged: only the caller's own uid/gid can be mapped, to the sandbox user; setgroups
  * must be denied first (the kernel requires it: CVE-2014-8989).
+ *
+ * A caller's workspace (as root) is an idmapped mount (mount_setattr(2), MOUNT_ATTR_IDMAP):
+ * files of the directory's host owner appear as the sandbox user's, and files the sandbox
+ * user creates land on disk owned by that host owner, so `sbx run -w ./project` works on a
+ * directory the caller owns without any chown. Other host ids show as nobody inside.
  */
 #include <fcntl.h>
+#include <linux/sched.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 
 #include "ns.h"
 #include <sbx/session.h>
@@ -58,4 +69,75 @@ int sbx__ns_write_idmaps(pid_t pid, int range_mapped, uint32_t uid_base, sbx_err
         r = write_proc(pid, "gid_map", map, err);
     }
     return r;
+}
+
+/* A user namespace that exists only to describe an idmapped mount: its maps say "host owner
+ * X appears as Y". The child that owns it does nothing but wait to be released. */
+static int idmap_userns(uint32_t from_uid, uint32_t from_gid, uint32_t to_id, sbx_error **err)
+{
+    int sync[2];
+    if (pipe2(sync, O_CLOEXEC) < 0)
+        return sbx_err(err, SBX_EBACKEND, errno, "start", "pipe");
+    int pidfd = -1;
+    struct clone_args ca = {.flags = CLONE_NEWUSER | CLONE_PIDFD,
+                            .pidfd = (uint64_t)(uintptr_t)&pidfd,
+                            .exit_signal = 0};
+    long pid = syscall(SYS_clone3, &ca, sizeof(ca));
+    if (pid == 0) {
+        /* Async-signal-safe only: the caller may be multi-threaded. Drop our copy of the
+         * write end, or the parent closing its own would never release us. */
+        char c;
+        close(sync[1]);
+        (void)!read(sync[0], &c, 1);
+        _exit(0);
+    }
+    close(sync[0]);
+    if (pid < 0) {
+        int e = errno;
+        close(sync[1]);
+        return sbx_err(err, SBX_EBACKEND, e, "start", "clone3 for the workspace id map");
+    }
+    char map[64], path[64];
+    int r;
+    snprintf(map, sizeof(map), "%u %u 1\n", from_uid, to_id);
+    r = write_proc((pid_t)pid, "uid_map", map, err);
+    if (r == 0) {
+        snprintf(map, sizeof(map), "%u %u 1\n", from_gid, to_id);
+        r = write_proc((pid_t)pid, "gid_map", map, err);
+    }
+    int fd = -1;
+    if (r == 0) {
+        snprintf(path, sizeof(path), "/proc/%ld/ns/user", pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            r = sbx_err(err, SBX_EBACKEND, errno, "start", "open %s", path);
+    }
+    close(sync[1]); /* releases the child */
+    siginfo_t si;
+    while (waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED | __WALL) < 0 && errno == EINTR)
+        ;
+    close(pidfd);
+    return r < 0 ? r : fd;
+}
+
+int sbx__ns_idmap_workspace(int tree_fd, uint32_t uid_base, sbx_error **err)
+{
+    struct stat st;
+    uint32_t sandbox_id = uid_base + SBX_SANDBOX_UID;
+    if (fstat(tree_fd, &st) < 0)
+        return sbx_err(err, SBX_EBACKEND, errno, "start", "stat the workspace");
+    if (st.st_uid == sandbox_id && st.st_gid == sandbox_id)
+        return 0; /* already the sandbox user's (a workspace sbx made) */
+    int ns = idmap_userns((uint32_t)st.st_uid, (uint32_t)st.st_gid, sandbox_id, err);
+    if (ns < 0)
+        return ns;
+    struct mount_attr a = {.attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t)ns};
+    int r = mount_setattr(tree_fd, "", AT_EMPTY_PATH, &a, sizeof(a));
+    int e = errno;
+    close(ns);
+    if (r < 0 && e != EINVAL && e != EOPNOTSUPP && e != ENOSYS)
+        return sbx_err(err, SBX_EBACKEND, e, "start", "idmap the workspace");
+    /* EINVAL/EOPNOTSUPP: the filesystem cannot be idmapped (NFS, tmpfs before 6.3); the
+     * workspace is then bound with its host ownership, as a plain bind. */
+    return r < 0 ? 1 : 0;
 }

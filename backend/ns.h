@@ -38,6 +38,9 @@ int sbx__ns_open_channel(struct sbx_sandbox *sb);
 /* idmap.c: writes uid_map, setgroups and gid_map of `pid`. */
 int sbx__ns_write_idmaps(pid_t pid, int range_mapped, uint32_t uid_base, sbx_error **err);
 void sbx__ns_ids(struct sbx_backend_ids *out);
+/* Idmaps a detached workspace tree so that its owner appears as the sandbox user. Returns 0
+ * (done or not needed), 1 (the filesystem cannot be idmapped: left as is) or an error. */
+int sbx__ns_idmap_workspace(int tree_fd, uint32_t uid_base, sbx_error **err);
 
 /* agent_path.c: resolves the sbx-agent binary. Returns a malloc'd path. */
 int sbx__agent_path(const char *configured, char **out, sbx_error **err);

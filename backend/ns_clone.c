@@ -230,6 +230,10 @@ static int prepare(const struct sbx_backend_config *c, const char *agent, struct
         return sbx_err(err, SBX_EINVAL, 0, "start", "too many binds (%zu, at most %d)",
                        c->n_binds, SBX_WIRE_MAX_MOUNTS - 1);
     int r = add_mount(p, cfg, c->workspace, c->root, 0, err);
+    if (r == 0 && !p->unprivileged) {
+        r = sbx__ns_idmap_workspace(p->mount_fds[0], c->uid_base, err);
+        r = r > 0 ? 0 : r;
+    }
     for (size_t i = 0; r == 0 && i < c->n_binds; i++)
         r = add_mount(p, cfg, c->binds[i].src, c->binds[i].dst, c->binds[i].readonly, err);
     return r;

@@ -237,3 +237,33 @@ Test(backend_lifecycle, a_detached_sandbox_outlives_its_creator)
     cr_expect(pid_gone_within(agent, 5000));
     cr_expect_eq(rmdir(ws), 0);
 }
+
+Test(backend_lifecycle, a_caller_workspace_is_idmapped_to_the_sandbox_user)
+{
+    SBX_TEST_SKIP_UNLESS(geteuid() == 0, "idmapped workspaces are made when sbx runs as root");
+    char dir[] = "/tmp/sbx-test-ws-XXXXXX"; /* mode 0700, owned by the caller */
+    cr_assert_not_null(mkdtemp(dir));
+    char in[128], out[128];
+    snprintf(in, sizeof(in), "%s/in.txt", dir);
+    snprintf(out, sizeof(out), "%s/out.txt", dir);
+    FILE *f = fopen(in, "w");
+    cr_assert_not_null(f);
+    fputs("secret\n", f);
+    fclose(f);
+    chmod(in, 0600);
+    sbx_session_opts o = SBX_SESSION_OPTS_INIT;
+    o.workspace = dir;
+    sbx_session *s = sbx_test_start(&o);
+    sbx_exec_result *r = sbx_test_sh(s, "stat -c %u:%g . in.txt; cat in.txt; echo new > out.txt");
+    cr_expect_str_eq((char *)r->out, "1000:1000\n1000:1000\nsecret\n", "stderr: %s",
+                     (char *)r->err);
+    sbx_exec_result_free(r);
+    sbx_session_free(s);
+    struct stat st;
+    cr_assert_eq(stat(out, &st), 0, "the file written inside is not in the workspace");
+    cr_expect_eq(st.st_uid, getuid(), "files the sandbox user makes belong to the dir's owner");
+    cr_expect_eq(st.st_gid, getgid());
+    unlink(in);
+    unlink(out);
+    cr_expect_eq(rmdir(dir), 0);
+}
