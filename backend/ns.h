@@ -32,6 +32,9 @@ void sbx__ns_kill_and_reap(struct sbx_sandbox *sb);
 /* ns_exec.c */
 int sbx__ns_exec(struct sbx_sandbox *sb, const struct sbx_backend_exec *x,
                  struct sbx_backend_exec_out *out, sbx_error **err);
+/* Bounds blocking reads and writes on a socket whose peer is the agent: the agent runs inside
+ * the sandbox, and a stuck (or subverted) one must not hang the host forever. */
+void sbx__ns_sock_timeouts(int fd);
 /* Opens a new operation channel to the agent; returns the host end or -errno. */
 int sbx__ns_open_channel(struct sbx_sandbox *sb);
 

@@ -1,6 +1,8 @@
 /* ns_backend.c — the namespace backend's ops table: start, exec, liveness, teardown. */
 #include <poll.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 
 #include "ns.h"
 
@@ -22,9 +24,8 @@ static pid_t ns_agent_pid(const struct sbx_sandbox *sb)
     return sb->pid;
 }
 
-static int ns_destroy(struct sbx_sandbox *sb, sbx_error **err)
+static void ns_kill(struct sbx_sandbox *sb)
 {
-    (void)err;
     pthread_mutex_lock(&sb->lock);
     if (sb->sock >= 0)
         close(sb->sock);
@@ -35,6 +36,12 @@ static int ns_destroy(struct sbx_sandbox *sb, sbx_error **err)
     if (!sb->dead)
         sbx__ns_kill_and_reap(sb);
     pthread_mutex_unlock(&sb->lock);
+}
+
+static int ns_destroy(struct sbx_sandbox *sb, sbx_error **err)
+{
+    (void)err;
+    ns_kill(sb);
     close(sb->pidfd);
     pthread_mutex_destroy(&sb->lock);
     free(sb->id);
@@ -48,6 +55,14 @@ const struct sbx_backend_ops sbx__ns_backend_ops = {
     .start = sbx__ns_start,
     .exec = sbx__ns_exec,
     .alive = ns_alive,
+    .kill = ns_kill,
     .agent_pid = ns_agent_pid,
     .destroy = ns_destroy,
 };
+
+void sbx__ns_sock_timeouts(int fd)
+{
+    struct timeval tv = {.tv_sec = 10};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}

@@ -119,10 +119,21 @@ static void raise_ambient(int last_cap)
         prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0);
 }
 
-__attribute__((noreturn)) static void child_main(struct prep *p)
+__attribute__((noreturn)) static void child_main(struct prep *p, const sigset_t *old_mask)
 {
     char c;
     ssize_t n;
+    /* Our copies of the parent's ends: holding the sync write end would keep us blocked
+     * forever if the parent died before releasing us. */
+    close(p->sync[1]);
+    close(p->sv[0]);
+    /* The embedder's signal handlers must not run here (they would act on the parent's
+     * state), and its terminal's signals (Ctrl-C to its process group) must not reach the
+     * sandbox: default dispositions and a new session. Signals stay blocked until exec. */
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    for (int sig = 1; sig < _NSIG; sig++)
+        sigaction(sig, &dfl, NULL);
+    setsid();
     do {
         n = read(p->sync[0], &c, 1);
     } while (n < 0 && errno == EINTR);
@@ -145,6 +156,7 @@ __attribute__((noreturn)) static void child_main(struct prep *p)
         _exit(126);
     /* The embedder's own fds (even ones it forgot to mark CLOEXEC) never reach the agent. */
     syscall(SYS_close_range, SBX_AGENT_SOCK_FD + 1, ~0u, CLOSE_RANGE_CLOEXEC);
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, old_mask, NULL, _NSIG / 8);
     char *const argv[] = {"sbx-agent", NULL};
     char *const envp[] = {NULL};
     syscall(SYS_execveat, p->agent_fd, "", argv, envp, AT_EMPTY_PATH);
@@ -163,13 +175,16 @@ static int tree_fd(const char *src, int readonly, sbx_error **err)
     if (fd < 0)
         return sbx_err(err, errno == ENOENT ? SBX_EINVAL : SBX_EBACKEND, errno, "start",
                        "cannot bind '%s'", src);
-    if (readonly) {
-        struct mount_attr a = {.attr_set = MOUNT_ATTR_RDONLY};
-        if (mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof(a)) < 0) {
-            int e = errno;
-            close(fd);
-            return sbx_err(err, SBX_EBACKEND, e, "start", "make '%s' read-only", src);
-        }
+    /* A clone keeps the source's peer group: without MS_PRIVATE, a mount made inside would
+     * appear on the host (and the host's later mounts inside, without nosuid/nodev). */
+    struct mount_attr a = {.propagation = MS_PRIVATE};
+    if (readonly)
+        a.attr_set = MOUNT_ATTR_RDONLY;
+    if (mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof(a)) < 0) {
+        int e = errno;
+        close(fd);
+        return sbx_err(err, SBX_EBACKEND, e, "start", "make the bind of '%s' private%s", src,
+                       readonly ? " and read-only" : "");
     }
     return fd;
 }
@@ -322,9 +337,14 @@ int sbx__ns_start(const struct sbx_backend_config *c, struct sbx_sandbox **out,
         .pidfd = (uint64_t)(uintptr_t)&pidfd,
         .exit_signal = 0,
     };
+    /* Block every signal across clone3 so no handler of the embedder runs in the child. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     long pid = syscall(SYS_clone3, &ca, sizeof(ca));
     if (pid == 0)
-        child_main(&p);
+        child_main(&p, &old);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) {
         int e = errno;
         prep_close(&p);

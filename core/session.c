@@ -11,10 +11,14 @@
  *   1. sb (the backend sandbox) is non-NULL exactly in RUNNING.
  *   2. workspace is set in RUNNING and DOWN; in NEW only when the caller gave one.
  *   3. DOWN is terminal: start() on DOWN fails with SBX_ESTATE; shutdown() on DOWN is a no-op.
- *   4. exec() is valid only in RUNNING; concurrent execs share the session read-only
- *      (exec takes no lock of the session: the backend serialises its own socket).
+ *   4. exec() is valid only in RUNNING. Each exec holds a reference (`inflight`, under
+ *      `lock`) for its whole duration; shutdown() first moves to DOWN (no new exec can
+ *      start), kills the sandbox (in-flight execs fail fast), waits for `inflight` to drop
+ *      to 0, and only then frees the backend's state. So a shutdown racing execs on other
+ *      threads never frees what they use.
  */
 #include <assert.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +47,9 @@ struct sbx_session {
     struct sbx_backend_ids ids;
     const struct sbx_backend_ops *ops;
     struct sbx_sandbox *sb;
+    pthread_mutex_t lock; /* guards state, sb and inflight against concurrent execs */
+    pthread_cond_t idle;  /* signalled when inflight drops to 0 */
+    unsigned inflight;
 };
 
 static void assert_state(const sbx_session *s)
@@ -168,6 +175,8 @@ int sbx_session_new(const sbx_session_opts *o, sbx_session **out, sbx_error **er
     if (!s)
         return sbx_err(err, SBX_ENOMEM, 0, "create", "out of memory");
     s->state = ST_NEW;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->idle, NULL);
     s->ops = &sbx__ns_backend_ops;
     s->uid_base = o->uid_base ? o->uid_base : SBX_DEFAULT_UID_BASE;
     s->flags = o->flags;
@@ -213,13 +222,17 @@ int sbx_session_start(sbx_session *s, sbx_error **err)
         .agent_path = s->agent_path,
         .id = s->id,
     };
-    r = s->ops->start(&c, &s->sb, err);
+    struct sbx_sandbox *sb = NULL;
+    r = s->ops->start(&c, &sb, err);
     if (r < 0) {
         sbx_err_ctx(err, "session_id", "%s", s->id);
         return r;
     }
+    pthread_mutex_lock(&s->lock);
+    s->sb = sb;
     s->state = ST_RUNNING;
     assert_state(s);
+    pthread_mutex_unlock(&s->lock);
     return 0;
 }
 
@@ -227,24 +240,56 @@ int sbx_session_shutdown(sbx_session *s, sbx_error **err)
 {
     if (!s)
         return sbx_err(err, SBX_EINVAL, 0, "shutdown", "session is NULL");
+    pthread_mutex_lock(&s->lock);
     assert_state(s);
-    int r = 0;
-    if (s->state == ST_RUNNING) {
-        r = s->ops->destroy(s->sb, err);
-        s->sb = NULL;
-    }
+    struct sbx_sandbox *sb = s->sb;
     s->state = ST_DOWN;
+    s->sb = NULL;
     if (!s->workspace) {
         /* Never started: nothing to tear down, but DOWN still needs invariant 2. */
         s->workspace = strdup("");
     }
     assert_state(s);
-    return r;
+    pthread_mutex_unlock(&s->lock);
+    if (!sb)
+        return 0;
+    s->ops->kill(sb);
+    pthread_mutex_lock(&s->lock);
+    while (s->inflight > 0)
+        pthread_cond_wait(&s->idle, &s->lock);
+    pthread_mutex_unlock(&s->lock);
+    return s->ops->destroy(sb, err);
+}
+
+/* Takes a reference on the running sandbox for one call; NULL when not running. */
+static struct sbx_sandbox *sb_acquire(sbx_session *s)
+{
+    pthread_mutex_lock(&s->lock);
+    struct sbx_sandbox *sb = s->state == ST_RUNNING ? s->sb : NULL;
+    if (sb)
+        s->inflight++;
+    pthread_mutex_unlock(&s->lock);
+    return sb;
+}
+
+static void sb_release(sbx_session *s)
+{
+    pthread_mutex_lock(&s->lock);
+    if (--s->inflight == 0)
+        pthread_cond_broadcast(&s->idle);
+    pthread_mutex_unlock(&s->lock);
 }
 
 int sbx_session_running(sbx_session *s)
 {
-    return s && s->state == ST_RUNNING && s->ops->alive(s->sb);
+    if (!s)
+        return 0;
+    struct sbx_sandbox *sb = sb_acquire(s);
+    if (!sb)
+        return 0;
+    int alive = s->ops->alive(sb);
+    sb_release(s);
+    return alive;
 }
 
 const char *sbx_session_workspace(const sbx_session *s)
@@ -264,7 +309,13 @@ const char *sbx_session_id(const sbx_session *s)
 
 pid_t sbx_session_agent_pid(const sbx_session *s)
 {
-    return (s && s->state == ST_RUNNING) ? s->ops->agent_pid(s->sb) : 0;
+    if (!s)
+        return 0;
+    sbx_session *m = (sbx_session *)s; /* the lock is not part of the logical state */
+    pthread_mutex_lock(&m->lock);
+    pid_t pid = m->state == ST_RUNNING ? m->ops->agent_pid(m->sb) : 0;
+    pthread_mutex_unlock(&m->lock);
+    return pid;
 }
 
 void sbx_session_free(sbx_session *s)
@@ -285,6 +336,8 @@ void sbx_session_free(sbx_session *s)
     free(s->binds);
     sbx__strv_free(s->env);
     free(s->agent_path);
+    pthread_cond_destroy(&s->idle);
+    pthread_mutex_destroy(&s->lock);
     free(s);
 }
 
@@ -413,8 +466,8 @@ int sbx_session_exec(sbx_session *s, const sbx_exec_opts *o, sbx_exec_result **o
     int r = check_exec_opts(o, err);
     if (r < 0)
         return r;
-    if (!s || s->state != ST_RUNNING)
-        return sbx_err(err, SBX_ESTATE, 0, "exec", "session is not running: call start() first");
+    if (!s)
+        return sbx_err(err, SBX_EINVAL, 0, "exec", "session is NULL");
     uint32_t uid = 0, gid = 0;
     const char *uname = NULL;
     if ((r = resolve_user(s, o->user, &uid, &gid, &uname, err)) < 0)
@@ -442,10 +495,16 @@ int sbx_session_exec(sbx_session *s, const sbx_exec_opts *o, sbx_exec_result **o
         .stderr_fd = (o->flags & SBX_EXEC_STREAM_STDERR) ? o->stderr_fd : -1,
     };
     struct sbx_backend_exec_out bo = {0};
-    r = s->ops->exec(s->sb, &x, &bo, err);
+    struct sbx_sandbox *sb = sb_acquire(s);
+    if (!sb) {
+        r = sbx_err(err, SBX_ESTATE, 0, "exec", "session is not running: call start() first");
+        goto out;
+    }
+    r = s->ops->exec(sb, &x, &bo, err);
+    if (r == SBX_EEXEC_TRANSPORT && !s->ops->alive(sb))
+        sbx_err_wrap(err, "the sandbox is gone");
+    sb_release(s);
     if (r < 0) {
-        if (r == SBX_EEXEC_TRANSPORT && !s->ops->alive(s->sb))
-            sbx_err_wrap(err, "the sandbox is gone");
         char *joined = NULL;
         for (size_t i = 0; argv[i]; i++) {
             char *n = NULL;

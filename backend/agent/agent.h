@@ -39,7 +39,4 @@ __attribute__((noreturn)) void sbx_agent_serve_op(int chan);
  * *main_status if it is reaped here (and sets *main_reaped). */
 void sbx_agent_kill_tree(pid_t main_pid, int *main_status, int *main_reaped);
 
-/* Helper: mkdir -p (mode 0755). 0 or -1 with errno. */
-int sbx_agent_mkdir_p(const char *path);
-
 #endif

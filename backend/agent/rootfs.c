@@ -12,9 +12,11 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -29,37 +31,6 @@ static int fail_at(struct sbx_agent_fail *f, const char *stage, const char *what
     f->errnum = errno;
     snprintf(f->detail, sizeof(f->detail), "%s", what ? what : "");
     return -1;
-}
-
-int sbx_agent_mkdir_p(const char *path)
-{
-    char buf[4096];
-    size_t n = strlen(path);
-    if (n >= sizeof(buf)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(buf, path, n + 1);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-        return -1;
-    return 0;
-}
-
-static int make_file(const char *path)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0)
-        return -1;
-    close(fd);
-    return 0;
 }
 
 static int set_attr(int dfd, const char *path, unsigned flags, uint64_t set)
@@ -116,8 +87,93 @@ static int open_path_mounts(const struct sbx_wire_config *c, int *tree_fds,
                                 OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
         if (tree_fds[i] < 0)
             return fail_at(f, "bind_source", c->mounts[i].src);
+        struct mount_attr a = {.propagation = MS_PRIVATE};
+        if (mount_setattr(tree_fds[i], "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof(a)) < 0)
+            return fail_at(f, "bind_private", c->mounts[i].src);
     }
     return 0;
+}
+
+static int openat2_nofollow(int dfd, const char *name, int flags, mode_t mode)
+{
+    struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC),
+                           .mode = (flags & O_CREAT) ? mode : 0,
+                           .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH};
+    return (int)syscall(SYS_openat2, dfd, name, &how, sizeof(how));
+}
+
+/* On an idmapped workspace only the sandbox user's ids are mapped: the agent's own cannot be
+ * written there (EOVERFLOW), so a mount point below it is created as the sandbox user. */
+struct as_user {
+    uid_t uid;
+    gid_t gid;
+};
+
+static int mkdirat_as(int dfd, const char *name, const struct as_user *u)
+{
+    int r = mkdirat(dfd, name, 0755);
+    if (r < 0 && errno == EOVERFLOW) {
+        setfsgid(u->gid);
+        setfsuid(u->uid);
+        r = mkdirat(dfd, name, 0755);
+        int e = errno;
+        setfsuid(0);
+        setfsgid(0);
+        errno = e;
+    }
+    return r;
+}
+
+static int create_as(int dfd, const char *name, const struct as_user *u)
+{
+    int fd = openat2_nofollow(dfd, name, O_WRONLY | O_CREAT | O_NOCTTY, 0644);
+    if (fd < 0 && errno == EOVERFLOW) {
+        setfsgid(u->gid);
+        setfsuid(u->uid);
+        fd = openat2_nofollow(dfd, name, O_WRONLY | O_CREAT | O_NOCTTY, 0644);
+        int e = errno;
+        setfsuid(0);
+        setfsgid(0);
+        errno = e;
+    }
+    if (fd >= 0)
+        close(fd);
+    return fd < 0 ? -1 : 0;
+}
+
+/* Opens the mount point `path` below `root_fd` as O_PATH, creating missing components,
+ * without ever following a symlink: binds can land below the workspace, whose content a
+ * previous session's code controlled, and this runs before pivot_root, when a symlink there
+ * could still point into the host's tree. */
+static int open_mount_point(int root_fd, const char *path, int is_dir, const struct as_user *u)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int dfd = fcntl(root_fd, F_DUPFD_CLOEXEC, 0);
+    char *save = NULL;
+    char *comp = strtok_r(buf, "/", &save);
+    while (dfd >= 0 && comp) {
+        char *next = strtok_r(NULL, "/", &save);
+        int last = next == NULL;
+        int fd;
+        if (!last || is_dir) {
+            if (mkdirat_as(dfd, comp, u) < 0 && errno != EEXIST)
+                fd = -1;
+            else
+                fd = openat2_nofollow(dfd, comp, O_PATH | O_DIRECTORY, 0);
+        } else {
+            fd = create_as(dfd, comp, u) < 0 ? -1 : openat2_nofollow(dfd, comp, O_PATH, 0);
+        }
+        int e = errno;
+        close(dfd);
+        errno = e;
+        dfd = fd;
+        comp = next;
+    }
+    return dfd;
 }
 
 /* The workspace (mounts[0]) and the caller's binds, all detached mount trees by now: the
@@ -125,37 +181,39 @@ static int open_path_mounts(const struct sbx_wire_config *c, int *tree_fds,
 static int bind_user(const struct sbx_wire_config *c, const int *fds, size_t n_fds,
                      const int *tree_fds, struct sbx_agent_fail *f)
 {
-    char dst[4096];
-    for (uint32_t i = 0; i < c->n_mounts; i++) {
+    struct as_user u = {.uid = c->sandbox_uid, .gid = c->sandbox_gid};
+    int root_fd = open(NEWROOT, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root_fd < 0)
+        return fail_at(f, "bind_user", NEWROOT);
+    int r = 0;
+    for (uint32_t i = 0; r == 0 && i < c->n_mounts; i++) {
         const struct sbx_wire_mount *m = &c->mounts[i];
         int fd = m->kind == SBX_MOUNT_FD ? (m->fd_index < n_fds ? fds[m->fd_index] : -1)
                                           : tree_fds[i];
         struct stat st;
-        if (snprintf(dst, sizeof(dst), NEWROOT "%s", m->dst) >= (int)sizeof(dst)) {
-            errno = ENAMETOOLONG;
-            return fail_at(f, "bind_user", m->dst);
-        }
         if (fd < 0 || fstat(fd, &st) < 0) {
             errno = EBADF;
-            return fail_at(f, "bind_user", m->dst);
+            r = fail_at(f, "bind_user", m->dst);
+            break;
         }
-        /* Create the mount point: a directory, or an empty file for a file bind. */
-        char *slash = strrchr(dst, '/');
-        *slash = '\0';
-        int r = sbx_agent_mkdir_p(dst);
-        *slash = '/';
-        if (r < 0 || (S_ISDIR(st.st_mode) ? (mkdir(dst, 0755) < 0 && errno != EEXIST)
-                                          : make_file(dst) < 0))
-            return fail_at(f, "mount_point", m->dst);
-        if (move_mount(fd, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) < 0)
-            return fail_at(f, "bind_user", m->dst);
         uint64_t attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
         if (m->flags & SBX_MOUNT_RO)
             attrs |= MOUNT_ATTR_RDONLY;
-        if (set_attr(AT_FDCWD, dst, AT_RECURSIVE, attrs) < 0)
-            return fail_at(f, "bind_user_attrs", m->dst);
+        if (set_attr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, attrs) < 0) {
+            r = fail_at(f, "bind_user_attrs", m->dst);
+            break;
+        }
+        int target = open_mount_point(root_fd, m->dst, S_ISDIR(st.st_mode), &u);
+        if (target < 0) {
+            r = fail_at(f, errno == ELOOP ? "mount_point_symlink" : "mount_point", m->dst);
+            break;
+        }
+        if (move_mount(fd, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+            r = fail_at(f, "bind_user", m->dst);
+        close(target);
     }
-    return 0;
+    close(root_fd);
+    return r;
 }
 
 static int mount_tmpfs(const char *dst, const char *opts, unsigned long flags)

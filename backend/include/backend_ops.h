@@ -69,7 +69,10 @@ struct sbx_backend_ops {
                 struct sbx_backend_exec_out *out, sbx_error **err);
     int (*alive)(struct sbx_sandbox *sb);
     pid_t (*agent_pid)(const struct sbx_sandbox *sb);
-    /* Kills everything and frees; sb is gone afterwards. */
+    /* Kills every process of the sandbox. Safe while execs are in flight on other threads:
+     * they fail fast. Idempotent. */
+    void (*kill)(struct sbx_sandbox *sb);
+    /* Kills (if needed) and frees; no call may be in flight. sb is gone afterwards. */
     int (*destroy)(struct sbx_sandbox *sb, sbx_error **err);
 };
 

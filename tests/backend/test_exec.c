@@ -1,5 +1,6 @@
 /* exec: results, streams, limits, timeouts, spawn errors, fds, concurrency. */
 #include <errno.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -298,4 +299,32 @@ Test(backend_exec, bad_options_are_rejected, .init = start, .fini = stop)
     o.size = sizeof(o) - 8;
     cr_expect_eq(sbx_session_exec(S, &o, &r, &err), SBX_EINVAL, "wrong size");
     sbx_error_free(err);
+}
+
+static void *exec_long(void *arg)
+{
+    (void)arg;
+    const char *argv[] = {"sleep 30", NULL};
+    sbx_exec_opts o = SBX_EXEC_OPTS_INIT;
+    o.argv = argv;
+    sbx_exec_result *r = NULL;
+    sbx_error *err = NULL;
+    int rc = sbx_session_exec(S, &o, &r, &err);
+    sbx_exec_result_free(r);
+    sbx_error_free(err);
+    return (void *)(intptr_t)rc;
+}
+
+Test(backend_exec, shutdown_while_execs_run_fails_them_fast, .init = start, .fini = stop)
+{
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(pthread_create(&t[i], NULL, exec_long, NULL), 0);
+    usleep(300000);
+    cr_assert_eq(sbx_session_shutdown(S, NULL), 0);
+    for (int i = 0; i < 4; i++) {
+        void *rc;
+        pthread_join(t[i], &rc);
+        cr_expect_neq((intptr_t)rc, 0, "an exec survived shutdown");
+    }
 }

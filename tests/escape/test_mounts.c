@@ -1,0 +1,106 @@
+/* Mount setup cannot be turned against the host: binds are private (no propagation either
+ * way), and bind targets never follow symlinks planted in a workspace. */
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+TestSuite(escape_mounts, .init = sbx_test_init, .fini = sbx_test_fini, .timeout = 60);
+
+static int mountinfo_has(const char *path)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "r");
+    char line[4096];
+    int found = 0;
+    size_t n = strlen(path);
+    while (f && fgets(line, sizeof(line), f)) {
+        char mp[4096];
+        if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) == 1 && strncmp(mp, path, n) == 0)
+            found = 1;
+    }
+    if (f)
+        fclose(f);
+    return found;
+}
+
+Test(escape_mounts, binds_do_not_propagate_to_a_shared_host)
+{
+    SBX_TEST_SKIP_UNLESS(geteuid() == 0, "needs root to make a shared mount namespace");
+    char ws[] = "/tmp/sbx-test-ws-XXXXXX", src[] = "/tmp/sbx-test-src-XXXXXX";
+    cr_assert_not_null(mkdtemp(ws));
+    cr_assert_not_null(mkdtemp(src));
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        /* A private copy of the host's mount table, made shared like a systemd host's. */
+        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_SHARED, NULL) < 0)
+            _exit(3);
+        sbx_bind b = {.src = src, .dst = "/workspace/sub", .readonly = 1};
+        sbx_session_opts o = SBX_SESSION_OPTS_INIT;
+        o.workspace = ws;
+        o.binds = &b;
+        o.n_binds = 1;
+        sbx_session *s = NULL;
+        if (sbx_session_new(&o, &s, NULL) < 0 || sbx_session_start(s, NULL) < 0)
+            _exit(4);
+        char leaked[256];
+        snprintf(leaked, sizeof(leaked), "%s/sub", ws);
+        int bad = mountinfo_has(leaked);
+        sbx_session_free(s);
+        bad |= mountinfo_has(leaked);
+        _exit(bad ? 1 : 0);
+    }
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+              "a bind inside the sandbox appeared in the host's mount table (status %d)", st);
+    char sub[256];
+    snprintf(sub, sizeof(sub), "%s/sub", ws);
+    rmdir(sub);
+    cr_expect_eq(rmdir(ws), 0);
+    cr_expect_eq(rmdir(src), 0);
+}
+
+Test(escape_mounts, a_planted_symlink_cannot_redirect_a_bind)
+{
+    char ws[] = "/tmp/sbx-test-ws-XXXXXX", src[] = "/tmp/sbx-test-src-XXXXXX";
+    char target[] = "/var/tmp/sbx-test-target-XXXXXX";
+    cr_assert_not_null(mkdtemp(ws));
+    cr_assert_not_null(mkdtemp(src));
+    cr_assert_not_null(mkdtemp(target));
+    chmod(ws, 0777);
+    chmod(target, 0777);
+    /* What sandboxed code of an earlier session could leave in a workspace it keeps. */
+    char link[256];
+    snprintf(link, sizeof(link), "%s/d", ws);
+    cr_assert_eq(symlink(target, link), 0);
+    sbx_bind b = {.src = src, .dst = "/workspace/d/created"};
+    sbx_session_opts o = SBX_SESSION_OPTS_INIT;
+    o.workspace = ws;
+    o.binds = &b;
+    o.n_binds = 1;
+    sbx_session *s = NULL;
+    sbx_error *err = NULL;
+    cr_assert_eq(sbx_session_new(&o, &s, &err), 0);
+    int r = sbx_session_start(s, &err);
+    cr_expect_eq(r, SBX_EBACKEND, "start must refuse the symlinked bind target");
+    cr_expect_str_eq(sbx_error_context_get(err, "stage"), "mount_point_symlink", "%s",
+                     sbx_error_message(err));
+    sbx_error_free(err);
+    sbx_session_free(s);
+    char created[300];
+    snprintf(created, sizeof(created), "%s/created", target);
+    struct stat st;
+    cr_expect_neq(stat(created, &st), 0, "the bind followed the symlink to the host");
+    rmdir(created);
+    unlink(link);
+    cr_expect_eq(rmdir(ws), 0);
+    cr_expect_eq(rmdir(src), 0);
+    cr_expect_eq(rmdir(target), 0);
+}
