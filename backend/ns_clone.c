@@ -257,7 +257,12 @@ static int prepare(const struct sbx_backend_config *c, const char *agent, struct
 static int recv_ready(struct sbx_sandbox *sb, sbx_error **err)
 {
     struct pollfd pf = {.fd = sb->sock, .events = POLLIN};
-    int n = poll(&pf, 1, SBX_START_TIMEOUT_MS);
+    uint64_t until = sbx__now_ns() + (uint64_t)SBX_START_TIMEOUT_MS * 1000000;
+    int n;
+    do {
+        uint64_t now = sbx__now_ns();
+        n = now >= until ? 0 : poll(&pf, 1, (int)((until - now) / 1000000) + 1);
+    } while (n < 0 && errno == EINTR);
     if (n == 0)
         return sbx_err(err, SBX_EBACKEND, ETIMEDOUT, "start",
                        "sandbox agent did not become ready within %d s",
@@ -361,6 +366,7 @@ int sbx__ns_start(const struct sbx_backend_config *c, struct sbx_sandbox **out,
     sb->pid = (pid_t)pid;
     sb->pidfd = pidfd;
     sb->sock = sbx_steal_fd(&p.sv[0]);
+    sbx__ns_sock_timeouts(sb->sock);
     r = sbx__ns_write_idmaps(sb->pid, ids.range_mapped, c->uid_base, err);
     if (r == 0 && sbx__write_full(p.sync[1], "x", 1) < 0)
         r = sbx_err(err, SBX_EBACKEND, errno, "start", "release the sandbox's first process");
@@ -371,8 +377,11 @@ int sbx__ns_start(const struct sbx_backend_config *c, struct sbx_sandbox **out,
             r = sbx__wire_send(sb->sock, SBX_MSG_CONFIG, b.data, b.len, p.mount_fds,
                                p.n_mount_fds);
         sbx__wbuf_free(&b);
-        if (r < 0)
+        /* EPIPE: the agent is already gone; its SETUP_ERROR frame says why. */
+        if (r < 0 && r != -EPIPE)
             r = sbx_err(err, SBX_EBACKEND, -r, "start", "send the sandbox configuration");
+        else
+            r = 0;
     }
     prep_close(&p);
     if (r == 0)

@@ -32,7 +32,7 @@ enum sbx_wire_type {
 };
 
 #define SBX_WIRE_MAX_PAYLOAD (16u << 20)
-#define SBX_WIRE_MAX_FDS     32
+#define SBX_WIRE_MAX_FDS     64 /* >= SBX_WIRE_MAX_MOUNTS: every bind may travel as an fd */
 
 struct sbx_wire_hdr {
     uint32_t type;

@@ -10,8 +10,8 @@
 char *sbx__shell_quote(const char *s);
 
 /* workspace.c */
-int sbx__workspace_make_temp(uint32_t owner_uid, uint32_t owner_gid, char **out,
-                             sbx_error **err);
+int sbx__workspace_make_temp(uint32_t owner_uid, uint32_t owner_gid, char **dir_out,
+                             char **ws_out, sbx_error **err);
 int sbx__workspace_check(const char *path, sbx_error **err);
 /* Validates an absolute sandbox path (no "..", not "/" unless allowed). 0 or -EINVAL. */
 int sbx__abs_path_ok(const char *p, int allow_root);

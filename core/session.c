@@ -35,7 +35,7 @@ struct sbx_session {
     enum state state;
     char id[37];
     char *workspace;
-    int owns_workspace;
+    char *owned_dir; /* a temporary directory holding the workspace, removed at free */
     char *root;
     char *hostname;
     struct sbx_backend_bind *binds;
@@ -204,10 +204,9 @@ int sbx_session_start(sbx_session *s, sbx_error **err)
     if (!s->workspace) {
         uint32_t host_uid = s->ids.range_mapped ? s->uid_base + s->ids.sandbox_uid : getuid();
         uint32_t host_gid = s->ids.range_mapped ? s->uid_base + s->ids.sandbox_gid : getgid();
-        r = sbx__workspace_make_temp(host_uid, host_gid, &s->workspace, err);
+        r = sbx__workspace_make_temp(host_uid, host_gid, &s->owned_dir, &s->workspace, err);
         if (r < 0)
             return r;
-        s->owns_workspace = 1;
     } else if ((r = sbx__workspace_check(s->workspace, err)) < 0) {
         return r;
     }
@@ -324,8 +323,9 @@ void sbx_session_free(sbx_session *s)
         return;
     if (s->state == ST_RUNNING)
         sbx_session_shutdown(s, NULL);
-    if (s->owns_workspace && s->workspace && !(s->flags & SBX_SESSION_KEEP_WORKSPACE))
-        sbx__rm_rf(s->workspace);
+    if (s->owned_dir && !(s->flags & SBX_SESSION_KEEP_WORKSPACE))
+        sbx__rm_rf(s->owned_dir);
+    free(s->owned_dir);
     free(s->workspace);
     free(s->root);
     free(s->hostname);

@@ -9,34 +9,45 @@
 #include "error_internal.h"
 #include "util.h"
 
-int sbx__workspace_make_temp(uint32_t owner_uid, uint32_t owner_gid, char **out,
-                             sbx_error **err)
+/* A temporary workspace is TMPDIR/sbx-ws-XXXXXX/workspace: the outer directory is the
+ * caller's, mode 0700, so no other host user can look into the sandbox's files; the inner one
+ * is the sandbox user's, mode 0755, as a home directory would be. */
+int sbx__workspace_make_temp(uint32_t owner_uid, uint32_t owner_gid, char **dir_out,
+                             char **ws_out, sbx_error **err)
 {
     const char *tmp = getenv("TMPDIR");
     if (!tmp || tmp[0] != '/')
         tmp = "/tmp";
-    char *path = NULL;
-    if (asprintf(&path, "%s/sbx-ws-XXXXXX", tmp) < 0)
+    char *dir = NULL, *ws = NULL;
+    if (asprintf(&dir, "%s/sbx-ws-XXXXXX", tmp) < 0)
         return sbx_err(err, SBX_ENOMEM, 0, "start", "out of memory");
-    if (!mkdtemp(path)) {
+    if (!mkdtemp(dir)) {
         int e = errno;
         sbx_err(err, SBX_EWORKSPACE_START, e, "start", "create a workspace in '%s'", tmp);
         sbx_err_ctx(err, "path", "%s", tmp);
-        free(path);
+        free(dir);
         return SBX_EWORKSPACE_START;
+    }
+    if (asprintf(&ws, "%s/workspace", dir) < 0) {
+        rmdir(dir);
+        free(dir);
+        return sbx_err(err, SBX_ENOMEM, 0, "start", "out of memory");
     }
     /* The sandbox user must own its workspace; as root that is a mapped host uid. */
-    if ((getuid() != owner_uid || getgid() != owner_gid) && chown(path, owner_uid, owner_gid) < 0) {
+    if (mkdir(ws, 0755) < 0 ||
+        ((getuid() != owner_uid || getgid() != owner_gid) && chown(ws, owner_uid, owner_gid) < 0)) {
         int e = errno;
-        rmdir(path);
-        sbx_err(err, SBX_EWORKSPACE_START, e, "start", "give the workspace '%s' to uid %u", path,
+        sbx_err(err, SBX_EWORKSPACE_START, e, "start", "prepare the workspace '%s' for uid %u", ws,
                 owner_uid);
-        sbx_err_ctx(err, "path", "%s", path);
-        free(path);
+        sbx_err_ctx(err, "path", "%s", ws);
+        rmdir(ws);
+        rmdir(dir);
+        free(ws);
+        free(dir);
         return SBX_EWORKSPACE_START;
     }
-    chmod(path, 0755);
-    *out = path;
+    *dir_out = dir;
+    *ws_out = ws;
     return 0;
 }
 

@@ -176,8 +176,16 @@ static void supervise(int chan, pid_t pid, int sfd)
     int status = 0, reaped = 0, killed = 0;
     while (!reaped) {
         struct pollfd pf[2] = {{.fd = chan, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
-        if (poll(pf, 2, -1) < 0 && errno != EINTR)
+        if (poll(pf, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            /* Cannot wait any more: do not report a live command as exited. */
+            sbx_agent_kill_tree(pid, &status, &reaped);
+            killed = 1;
+            if (!reaped && waitpid(pid, &status, __WALL) == pid)
+                reaped = 1;
             break;
+        }
         if (pf[1].revents) {
             struct signalfd_siginfo si;
             while (read(sfd, &si, sizeof(si)) == sizeof(si))

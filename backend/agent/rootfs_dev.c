@@ -123,7 +123,7 @@ int sbx_agent_make_etc(const char *newroot, const struct sbx_wire_config *c,
                      "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
                      c->root, c->user_name, c->sandbox_uid, c->sandbox_gid, c->user_name,
                      c->root);
-    else /* only one id is mapped: the sandbox user is uid 0, still without capabilities */
+    else /* unprivileged: only the caller's id is mapped, to the sandbox user */
         n = snprintf(buf, sizeof(buf), "%s:x:%u:%u:%s:%s:/bin/sh\n", c->user_name,
                      c->sandbox_uid, c->sandbox_gid, c->user_name, c->root);
     snprintf(p, sizeof(p), "%s/passwd", etc);
