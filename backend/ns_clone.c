@@ -6,11 +6,12 @@
  *
  * Sequence (parent | child):
  *   open agent, /dev/null, socketpair, sync pipe, detached mount trees (open_tree)
- *   clone3(NEWUSER|NEWPID|NEWNS|NEWNET|NEWUTS|NEWIPC|NEWCGROUP, pidfd, exit_signal 0)
+ *   clone3(NEWUSER|NEWPID|NEWNS|NEWUTS|NEWIPC|NEWCGROUP, pidfd, exit_signal 0)
  *   write uid_map/gid_map          | read(sync) blocks
  *   write(sync)                    | [unprivileged: raise ambient caps] fds 0-2=/dev/null,
  *                                  | 3=socket, rest close-on-exec; execveat(agent)
- *   send CONFIG + mount fds        | agent builds the root, pivots
+ *   send CONFIG + mount fds        | agent: network namespace helper (NEWNET) in parallel
+ *                                  | with building the root; pivot; setns into the netns
  *   wait READY or SETUP_ERROR      | READY
  *
  * exit_signal 0 makes the agent a "clone child" that waitpid(-1) in the embedder (a SIGCHLD
@@ -337,8 +338,10 @@ int sbx__ns_start(const struct sbx_backend_config *c, struct sbx_sandbox **out,
 
     int pidfd = -1;
     struct clone_args ca = {
-        .flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWUTS |
-                 CLONE_NEWIPC | CLONE_NEWCGROUP | CLONE_PIDFD,
+        /* No CLONE_NEWNET: the agent makes the network namespace itself, in parallel with the
+         * root filesystem (backend/agent/netns.c), still owned by this user namespace. */
+        .flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC |
+                 CLONE_NEWCGROUP | CLONE_PIDFD,
         .pidfd = (uint64_t)(uintptr_t)&pidfd,
         .exit_signal = 0,
     };

@@ -28,8 +28,14 @@ int sbx_agent_make_dev(const char *newroot, struct sbx_agent_fail *fail);
 int sbx_agent_make_etc(const char *newroot, const struct sbx_wire_config *c,
                        struct sbx_agent_fail *fail);
 
-/* Brings the loopback interface up (netlo.c). 0 or -errno. */
-int sbx_agent_lo_up(void);
+/* The network namespace (netns.c): begin clones a helper into a new one that brings lo up;
+ * join waits for it and moves the agent in; end releases the helper (join calls it). */
+struct sbx_agent_net {
+    int pidfd, status_fd, release_fd;
+};
+int sbx_agent_net_begin(struct sbx_agent_net *n);
+int sbx_agent_net_join(struct sbx_agent_net *n, struct sbx_agent_fail *fail);
+void sbx_agent_net_end(struct sbx_agent_net *n);
 
 /* Serves one operation channel in a forked worker (exec_worker.c); never returns. */
 __attribute__((noreturn)) void sbx_agent_serve_op(int chan);

@@ -1,7 +1,7 @@
 /* agent_main.c — sbx-agent: PID 1 of the sandbox.
  *
- * Started by the host right after clone3() in fresh user, pid, mount, net, uts, ipc and
- * cgroup namespaces, with its main socket on fd 3 and /dev/null on 0-2 (the host's terminal
+ * Started by the host right after clone3() in fresh user, pid, mount, uts, ipc and cgroup
+ * namespaces (the network namespace it makes itself, in parallel: see netns.c), with its main socket on fd 3 and /dev/null on 0-2 (the host's terminal
  * is never handed in: CVE-2017-5226). It receives CONFIG, assembles the root, reports READY
  * and then serves: each OP_OPEN carries an operation channel that a forked worker serves, so
  * operations run concurrently and a crash in one cannot take the agent down.
@@ -44,6 +44,8 @@ static void send_setup_error(int sock, const struct sbx_agent_fail *f)
 
 static int setup(int sock)
 {
+    struct sbx_agent_net net;
+    int net_r = sbx_agent_net_begin(&net);
     struct sbx_wire_hdr h;
     unsigned char *p = NULL;
     int fds[SBX_WIRE_MAX_FDS];
@@ -52,6 +54,12 @@ static int setup(int sock)
     int r = sbx__wire_recv(sock, &h, &p, fds, SBX_WIRE_MAX_FDS, &n_fds);
     if (r < 0)
         return -1; /* host gone */
+    if (net_r < 0) {
+        fail.stage = "network_namespace";
+        fail.errnum = -net_r;
+        send_setup_error(sock, &fail);
+        return -1;
+    }
     struct sbx_wire_config c;
     if (h.type != SBX_MSG_CONFIG || sbx__wire_config_decode(p, h.len, &c) < 0) {
         fail.errnum = EBADMSG;
@@ -61,6 +69,10 @@ static int setup(int sock)
     }
     free(p);
     r = sbx_agent_rootfs(&c, fds, n_fds, &fail);
+    if (r == 0)
+        r = sbx_agent_net_join(&net, &fail);
+    else
+        sbx_agent_net_end(&net);
     for (size_t i = 0; i < n_fds; i++)
         close(fds[i]);
     int detached = (c.flags & SBX_CFG_DETACHED) != 0;

@@ -250,11 +250,6 @@ int sbx_agent_rootfs(const struct sbx_wire_config *c, const int *fds, size_t n_f
         return -1;
     if (sethostname(c->hostname, strlen(c->hostname)) < 0)
         return fail_at(f, "hostname", c->hostname);
-    r = sbx_agent_lo_up();
-    if (r < 0) {
-        errno = -r;
-        return fail_at(f, "loopback", "lo");
-    }
     /* pivot_root(".", "."): the old root ends up stacked under the new one and is detached
      * right away, so no path back to the host's tree is left (pivot_root(2), NOTES). */
     if (chdir(NEWROOT) < 0 || syscall(SYS_pivot_root, ".", ".") < 0)
