@@ -1,20 +1,27 @@
-/* ns_clone.c — creating a sandbox: clone3() into fresh namespaces, id maps, the agent.
+/* ns_clone.c — creating a sandbox: clone into fresh namespaces, id maps, the agent.
  *
- * The embedder may be multi-threaded, so the child of clone3() runs only async-signal-safe
- * system calls: wait for the id maps, set up its fds, exec the agent. Everything that
- * allocates happens in the parent before clone3() or in the agent after exec.
+ * The embedder may be multi-threaded and have a large heap, so the child is made the way
+ * posix_spawn makes one: clone(CLONE_VM | CLONE_VFORK) on a small stack of its own, so no
+ * page table is copied and the parent is suspended until the child has exec'd. The child
+ * runs only raw system calls. Everything that allocates happens in the parent before the
+ * clone or in the agent after exec.
+ *
+ * clone(2) rather than clone3(2): clone3 cannot start the child on a new stack without an
+ * assembly trampoline, and CLONE_VM needs one. (Joining a cgroup at creation,
+ * CLONE_INTO_CGROUP, is the one clone3-only feature; the host can place the agent in its
+ * cgroup before sending CONFIG instead, since nothing runs in the sandbox before that.)
  *
  * Sequence (parent | child):
- *   open agent, /dev/null, socketpair, sync pipe, detached mount trees (open_tree)
- *   clone3(NEWUSER|NEWPID|NEWNS|NEWUTS|NEWIPC|NEWCGROUP, pidfd, exit_signal 0)
- *   write uid_map/gid_map          | read(sync) blocks
- *   write(sync)                    | [unprivileged: raise ambient caps] fds 0-2=/dev/null,
- *                                  | 3=socket, rest close-on-exec; execveat(agent)
- *   send CONFIG + mount fds        | agent: network namespace helper (NEWNET) in parallel
- *                                  | with building the root; pivot; setns into the netns
+ *   open agent, /dev/null, socketpair, detached mount trees (open_tree)
+ *   clone(VM|VFORK|NEWUSER|NEWPID|NEWNS|NEWUTS|NEWIPC|NEWCGROUP|PIDFD, exit signal 0)
+ *     (suspended)                  | signals to default, setsid, ambient caps, fds 0-2 =
+ *                                  | /dev/null, 3 = socket, rest close-on-exec; execveat
+ *   write uid_map/gid_map          | agent: forks the network namespace helper, waits
+ *   send CONFIG + mount fds        | agent: takes its mapped ids, builds the root while the
+ *                                  | helper makes the netns; pivot_root; setns(netns)
  *   wait READY or SETUP_ERROR      | READY
  *
- * exit_signal 0 makes the agent a "clone child" that waitpid(-1) in the embedder (a SIGCHLD
+ * Exit signal 0 makes the agent a "clone child" that waitpid(-1) in the embedder (a SIGCHLD
  * handler in a Python host, say) cannot reap from under us; we wait on the pidfd with __WALL.
  * The sandbox dies with the embedder because the agent exits when the main socket closes;
  * PR_SET_PDEATHSIG is deliberately not used: it fires when the *thread* that created the
@@ -29,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -47,7 +55,7 @@
 #define SBX_START_TIMEOUT_MS 30000
 
 struct prep {
-    int agent_fd, devnull, sv[2], sync[2];
+    int agent_fd, devnull, sv[2];
     int mount_fds[SBX_WIRE_MAX_MOUNTS];
     size_t n_mount_fds;
     int last_cap;
@@ -59,7 +67,7 @@ struct prep {
 
 static void prep_close(struct prep *p)
 {
-    int *fds[] = {&p->agent_fd, &p->devnull, &p->sv[0], &p->sv[1], &p->sync[0], &p->sync[1]};
+    int *fds[] = {&p->agent_fd, &p->devnull, &p->sv[0], &p->sv[1]};
     for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
         if (*fds[i] >= 0)
             close(*fds[i]);
@@ -104,8 +112,9 @@ static void build_fail_frame(struct prep *p)
     p->fail_len = (size_t)(q - p->fail_frame);
 }
 
-/* Unprivileged callers: the agent runs as the mapped (non-zero) uid, and execve would drop
- * the capabilities it needs to build the root, so carry them across as ambient caps. */
+/* execve() would drop the capabilities the agent needs to build the root, because the
+ * child's uid is not (yet) mapped in its new user namespace: carry them across as ambient
+ * capabilities. The agent switches to its real identity once the maps are written. */
 static void raise_ambient(int last_cap)
 {
     struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
@@ -117,54 +126,46 @@ static void raise_ambient(int last_cap)
     if (syscall(SYS_capset, &h, d) < 0)
         return;
     for (int c = 0; c <= last_cap; c++)
-        prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0);
+        syscall(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0);
 }
 
-__attribute__((noreturn)) static void child_main(struct prep *p, const sigset_t *old_mask)
+struct child_arg {
+    struct prep *p;
+    const sigset_t *old_mask;
+};
+
+/* Runs on its own small stack, sharing the parent's memory (CLONE_VM|CLONE_VFORK: the parent
+ * is suspended until execve, and no page table is copied, which matters for embedders with
+ * large heaps). Only raw system calls: no locks, no allocation, no glibc state. */
+static int child_main(void *arg)
 {
-    char c;
-    ssize_t n;
-    /* Our copies of the parent's ends: holding the sync write end would keep us blocked
-     * forever if the parent died before releasing us. */
-    close(p->sync[1]);
-    close(p->sv[0]);
+    struct prep *p = ((struct child_arg *)arg)->p;
     /* The embedder's signal handlers must not run here (they would act on the parent's
      * state), and its terminal's signals (Ctrl-C to its process group) must not reach the
      * sandbox: default dispositions and a new session. Signals stay blocked until exec. */
     struct sigaction dfl = {.sa_handler = SIG_DFL};
     for (int sig = 1; sig < _NSIG; sig++)
-        sigaction(sig, &dfl, NULL);
-    setsid();
-    do {
-        n = read(p->sync[0], &c, 1);
-    } while (n < 0 && errno == EINTR);
-    if (n != 1)
-        _exit(126);
-    /* Raw syscalls: glibc's set*id wrappers signal every thread of what it believes is still
-     * the multi-threaded parent, and would hang here. */
-    if (p->unprivileged) {
-        raise_ambient(p->last_cap);
-    } else {
-        /* Become sandbox root (host uid_base): host root is unmapped inside, and execve as an
-         * unmapped uid would drop the capabilities the agent needs. Clear the caller's
-         * supplementary groups too. */
-        if (syscall(SYS_setgroups, 0, NULL) < 0 || syscall(SYS_setresgid, 0, 0, 0) < 0 ||
-            syscall(SYS_setresuid, 0, 0, 0) < 0)
-            _exit(126);
-    }
-    if (dup2(p->sv[1], SBX_AGENT_SOCK_FD) < 0 || dup2(p->devnull, 0) < 0 ||
-        dup2(p->devnull, 1) < 0 || dup2(p->devnull, 2) < 0)
-        _exit(126);
+        syscall(SYS_rt_sigaction, sig, &dfl, NULL, _NSIG / 8);
+    syscall(SYS_setsid);
+    raise_ambient(p->last_cap);
+    if (syscall(SYS_dup2, p->sv[1], SBX_AGENT_SOCK_FD) < 0 ||
+        syscall(SYS_dup2, p->devnull, 0) < 0 || syscall(SYS_dup2, p->devnull, 1) < 0 ||
+        syscall(SYS_dup2, p->devnull, 2) < 0)
+        syscall(SYS_exit, 126);
     /* The embedder's own fds (even ones it forgot to mark CLOEXEC) never reach the agent. */
     syscall(SYS_close_range, SBX_AGENT_SOCK_FD + 1, ~0u, CLOSE_RANGE_CLOEXEC);
-    syscall(SYS_rt_sigprocmask, SIG_SETMASK, old_mask, NULL, _NSIG / 8);
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, ((struct child_arg *)arg)->old_mask, NULL,
+            _NSIG / 8);
     char *const argv[] = {"sbx-agent", NULL};
     char *const envp[] = {NULL};
-    syscall(SYS_execveat, p->agent_fd, "", argv, envp, AT_EMPTY_PATH);
-    int32_t e = errno;
-    memcpy(p->fail_frame + p->fail_errno_off, &e, 4);
-    (void)!write(SBX_AGENT_SOCK_FD, p->fail_frame, p->fail_len);
-    _exit(127);
+    long e = syscall(SYS_execveat, p->agent_fd, "", argv, envp, AT_EMPTY_PATH);
+    /* syscall() stored the error in errno, i.e. in the suspended parent's thread: read it
+     * back before the parent runs again. */
+    int32_t en = e < 0 ? errno : EIO;
+    memcpy(p->fail_frame + p->fail_errno_off, &en, 4);
+    syscall(SYS_write, SBX_AGENT_SOCK_FD, p->fail_frame, p->fail_len);
+    syscall(SYS_exit, 127);
+    return 127;
 }
 
 /* A detached copy of a host directory tree, made here where the caller's privileges apply,
@@ -234,11 +235,8 @@ static int prepare(const struct sbx_backend_config *c, const char *agent, struct
         return sbx_err(err, SBX_EBACKEND, errno, "start", "open /dev/null");
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p->sv) < 0)
         return sbx_err(err, SBX_EBACKEND, errno, "start", "socketpair");
-    if (pipe2(p->sync, O_CLOEXEC) < 0)
-        return sbx_err(err, SBX_EBACKEND, errno, "start", "pipe");
     p->sv[1] = high_fd(p->sv[1]);
-    p->sync[0] = high_fd(p->sync[0]);
-    if (p->sv[1] < 0 || p->sync[0] < 0)
+    if (p->sv[1] < 0)
         return sbx_err(err, SBX_EBACKEND, errno, "start", "dup");
     p->last_cap = read_last_cap();
     build_fail_frame(p);
@@ -308,7 +306,7 @@ static void kill_and_reap(struct sbx_sandbox *sb)
 int sbx__ns_start(const struct sbx_backend_config *c, struct sbx_sandbox **out,
                   sbx_error **err)
 {
-    struct prep p = {.agent_fd = -1, .devnull = -1, .sv = {-1, -1}, .sync = {-1, -1}};
+    struct prep p = {.agent_fd = -1, .devnull = -1, .sv = {-1, -1}};
     struct sbx_wire_mount mounts[SBX_WIRE_MAX_MOUNTS] = {{0}};
     struct sbx_wire_config cfg = {.hostname = (char *)c->hostname,
                                   .root = (char *)c->root,
@@ -337,42 +335,44 @@ int sbx__ns_start(const struct sbx_backend_config *c, struct sbx_sandbox **out,
     sb->range_mapped = ids.range_mapped;
 
     int pidfd = -1;
-    struct clone_args ca = {
-        /* No CLONE_NEWNET: the agent makes the network namespace itself, in parallel with the
-         * root filesystem (backend/agent/netns.c), still owned by this user namespace. */
-        .flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC |
-                 CLONE_NEWCGROUP | CLONE_PIDFD,
-        .pidfd = (uint64_t)(uintptr_t)&pidfd,
-        .exit_signal = 0,
-    };
-    /* Block every signal across clone3 so no handler of the embedder runs in the child. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    long pid = syscall(SYS_clone3, &ca, sizeof(ca));
-    if (pid == 0)
-        child_main(&p, &old);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    /* No CLONE_NEWNET: the agent makes the network namespace itself, in parallel with the root
+     * filesystem (backend/agent/netns.c), still owned by this user namespace. Exit signal 0:
+     * see the top of this file. */
+    int flags = CLONE_VM | CLONE_VFORK | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS |
+                CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP | CLONE_PIDFD;
+    size_t stack_len = 64 * 1024;
+    void *stack = mmap(NULL, stack_len, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    long pid = -1;
+    int e = ENOMEM;
+    if (stack != MAP_FAILED) {
+        /* Block every signal across clone so no handler of the embedder runs in the child. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        struct child_arg ca = {.p = &p, .old_mask = &old};
+        pid = clone(child_main, (char *)stack + stack_len, flags, &ca, &pidfd);
+        e = errno;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        munmap(stack, stack_len); /* CLONE_VFORK: the child has exec'd or exited */
+    }
     if (pid < 0) {
-        int e = errno;
         prep_close(&p);
         free(sb);
-        if (e == ENOSYS)
-            return sbx_err(err, SBX_ENOSYS, e, "start", "clone3() is not available (kernel < 5.3)");
-        if (e == EPERM || e == ENOSPC || e == EUSERS)
+        if (e == EPERM || e == ENOSPC || e == EUSERS || e == EINVAL)
             return sbx_err(err, SBX_ENOSYS, e, "start",
                            "cannot create user namespaces here (see "
                            "/proc/sys/user/max_user_namespaces and "
                            "kernel.unprivileged_userns_clone)");
-        return sbx_err(err, SBX_EBACKEND, e, "start", "clone3");
+        return sbx_err(err, SBX_EBACKEND, e, "start", "clone");
     }
     sb->pid = (pid_t)pid;
     sb->pidfd = pidfd;
     sb->sock = sbx_steal_fd(&p.sv[0]);
     sbx__ns_sock_timeouts(sb->sock);
+    /* The agent is already running (waiting for CONFIG): it takes on its mapped identity
+     * once it has the CONFIG, which is sent only after the maps are written. */
     r = sbx__ns_write_idmaps(sb->pid, ids.range_mapped, c->uid_base, err);
-    if (r == 0 && sbx__write_full(p.sync[1], "x", 1) < 0)
-        r = sbx_err(err, SBX_EBACKEND, errno, "start", "release the sandbox's first process");
     if (r == 0) {
         struct sbx_wbuf b = {0};
         r = sbx__wire_config_encode(&cfg, &b);

@@ -12,6 +12,7 @@
  * the session is detached.
  */
 #include <errno.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -42,6 +43,24 @@ static void send_setup_error(int sock, const struct sbx_agent_fail *f)
     sbx__wbuf_free(&b);
 }
 
+/* The host wrote our id maps before sending CONFIG. Until now we ran with the capabilities
+ * carried over as ambient ones under an unmapped uid; as root, become sandbox root (host
+ * uid_base) and drop the caller's supplementary groups, which would otherwise keep granting
+ * group access (a host gid 0, say) inside. Unprivileged, the caller's uid is already mapped
+ * to the sandbox user and setgroups is denied. */
+static int take_identity(const struct sbx_wire_config *c, struct sbx_agent_fail *f)
+{
+    if (!(c->flags & SBX_CFG_RANGE_MAP))
+        return 0;
+    if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
+        f->stage = "identity";
+        f->errnum = errno;
+        snprintf(f->detail, sizeof(f->detail), "uid 0");
+        return -1;
+    }
+    return 0;
+}
+
 static int setup(int sock)
 {
     struct sbx_agent_net net;
@@ -68,7 +87,9 @@ static int setup(int sock)
         return -1;
     }
     free(p);
-    r = sbx_agent_rootfs(&c, fds, n_fds, &fail);
+    r = take_identity(&c, &fail);
+    if (r == 0)
+        r = sbx_agent_rootfs(&c, fds, n_fds, &fail);
     if (r == 0)
         r = sbx_agent_net_join(&net, &fail);
     else

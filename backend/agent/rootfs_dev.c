@@ -3,8 +3,8 @@
  * /dev: a small tmpfs with the harmless host device nodes bind-mounted in (a user namespace
  * cannot mknod), a private devpts instance (so a pty opened inside is never one of the
  * host's), and /dev/shm. /etc: generated passwd/group/hosts/nsswitch.conf, the host's
- * resolv.conf copied, and read-only binds of what the dynamic loader and Debian's
- * alternatives symlinks need. Nothing else of the host's /etc is visible.
+ * resolv.conf copied, and read-only binds of the dynamic loader's cache and Debian's
+ * alternatives symlinks. Nothing else of the host's /etc is visible.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -157,10 +157,10 @@ int sbx_agent_make_etc(const char *newroot, const struct sbx_wire_config *c,
     if (copy_small("/etc/resolv.conf", p) < 0)
         return fail_at(f, "etc_resolv", "/etc/resolv.conf");
 
-    /* What the dynamic loader reads, and the alternatives symlinks Debian's /usr/bin points
-     * through (awk, editor, ...): read-only binds when the host has them. */
-    static const char *const binds[] = {"ld.so.cache", "ld.so.conf", "ld.so.conf.d",
-                                        "alternatives"};
+    /* What the dynamic loader reads at run time (ld.so.conf is only ldconfig's), and the
+     * alternatives symlinks Debian's /usr/bin points through (awk, editor, ...): read-only
+     * binds when the host has them. */
+    static const char *const binds[] = {"ld.so.cache", "alternatives"};
     for (size_t i = 0; i < sizeof(binds) / sizeof(binds[0]); i++) {
         char host[128];
         struct stat st;
