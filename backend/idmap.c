@@ -1,7 +1,9 @@
 /* idmap.c — user namespace id maps, written by the parent (user_namespaces(7)).
  *
  * As root: sandbox ids 0..65535 map to uid_base..uid_base+65535 on the host, a range no host
- * account uses, so even sandbox "root" is nobody on the host. setgroups stays allowed so the
+ * account uses, so even sandbox "root" is nobody on the host. One more id, 65536, is the
+ * agent's own: no command can ever run as it, so not even a command running as root inside
+ * can signal, ptrace or prlimit the agent or the workers that supervise commands. setgroups stays allowed so the
  * agent can clear the supplementary groups inherited from the caller (otherwise a host gid
  * such as 0 would keep granting group access inside).
  * Unprivileged: only the caller's own uid/gid can be mapped, to the sandbox user; setgroups
@@ -23,6 +25,7 @@
 #include <sys/wait.h>
 
 #include "ns.h"
+#include "wire_msgs.h"
 #include <sbx/session.h>
 
 void sbx__ns_ids(struct sbx_backend_ids *out)
@@ -53,7 +56,8 @@ int sbx__ns_write_idmaps(pid_t pid, int range_mapped, uint32_t uid_base, sbx_err
     char map[64];
     int r;
     if (range_mapped) {
-        snprintf(map, sizeof(map), "0 %u 65536\n", uid_base);
+        /* 0..65535 for the sandbox's users, and 65536 for the agent alone. */
+        snprintf(map, sizeof(map), "0 %u %u\n", uid_base, SBX_AGENT_UID + 1);
         r = write_proc(pid, "uid_map", map, err);
         if (r == 0)
             r = write_proc(pid, "gid_map", map, err);

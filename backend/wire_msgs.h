@@ -32,6 +32,10 @@ enum sbx_wire_config_flags {
 
 #define SBX_WIRE_MAX_MOUNTS 64
 
+/* The agent's uid and gid inside when a range is mapped (root callers): outside 0..65535,
+ * which is all a command may ask for. */
+#define SBX_AGENT_UID 65536u
+
 struct sbx_wire_config {
     uint32_t flags;
     uint32_t sandbox_uid, sandbox_gid;

@@ -123,9 +123,9 @@ static int validate(const sbx_session_opts *o, sbx_error **err)
     if (o->n_binds && !o->binds)
         return sbx_err(err, SBX_EINVAL, 0, "create", "n_binds is %zu but binds is NULL",
                        o->n_binds);
-    if (o->uid_base && (uint64_t)o->uid_base + 65536 > 0xffffffffull)
-        return sbx_err(err, SBX_EINVAL, 0, "create", "uid_base %u leaves no room for 65536 ids",
-                       o->uid_base);
+    if (o->uid_base && (uint64_t)o->uid_base + 65537 > 0xffffffffull)
+        return sbx_err(err, SBX_EINVAL, 0, "create",
+                       "uid_base %u leaves no room for the 65537 ids a sandbox maps", o->uid_base);
     for (size_t i = 0; i < o->n_binds; i++) {
         const sbx_bind *b = &o->binds[i];
         const char *dst = b->dst ? b->dst : b->src;

@@ -44,18 +44,20 @@ static void send_setup_error(int sock, const struct sbx_agent_fail *f)
 }
 
 /* The host wrote our id maps before sending CONFIG. Until now we ran with the capabilities
- * carried over as ambient ones under an unmapped uid; as root, become sandbox root (host
- * uid_base) and drop the caller's supplementary groups, which would otherwise keep granting
- * group access (a host gid 0, say) inside. Unprivileged, the caller's uid is already mapped
- * to the sandbox user and setgroups is denied. */
+ * carried over as ambient ones under an unmapped uid; as root, take the agent's own id (one
+ * no command can have, so none can signal us) keeping those capabilities, and drop the
+ * caller's supplementary groups, which would otherwise keep granting group access (a host
+ * gid 0, say) inside. Unprivileged, the caller's uid is already mapped to the sandbox user
+ * and setgroups is denied. */
 static int take_identity(const struct sbx_wire_config *c, struct sbx_agent_fail *f)
 {
     if (!(c->flags & SBX_CFG_RANGE_MAP))
         return 0;
-    if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
+    if (setgroups(0, NULL) < 0 || setresgid(SBX_AGENT_UID, SBX_AGENT_UID, SBX_AGENT_UID) < 0 ||
+        setresuid(SBX_AGENT_UID, SBX_AGENT_UID, SBX_AGENT_UID) < 0) {
         f->stage = "identity";
         f->errnum = errno;
-        snprintf(f->detail, sizeof(f->detail), "uid 0");
+        snprintf(f->detail, sizeof(f->detail), "uid %u", SBX_AGENT_UID);
         return -1;
     }
     return 0;

@@ -120,9 +120,10 @@ int sbx_agent_make_etc(const char *newroot, const struct sbx_wire_config *c,
         n = snprintf(buf, sizeof(buf),
                      "root:x:0:0:root:%s:/bin/sh\n"
                      "%s:x:%u:%u:%s:%s:/bin/sh\n"
-                     "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+                     "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+                     "sbx-agent:x:%u:%u:sbx agent:/:/usr/sbin/nologin\n",
                      c->root, c->user_name, c->sandbox_uid, c->sandbox_gid, c->user_name,
-                     c->root);
+                     c->root, SBX_AGENT_UID, SBX_AGENT_UID);
     else /* unprivileged: only the caller's id is mapped, to the sandbox user */
         n = snprintf(buf, sizeof(buf), "%s:x:%u:%u:%s:%s:/bin/sh\n", c->user_name,
                      c->sandbox_uid, c->sandbox_gid, c->user_name, c->root);
@@ -130,8 +131,8 @@ int sbx_agent_make_etc(const char *newroot, const struct sbx_wire_config *c,
     if (write_file(p, buf, (size_t)n, 0644) < 0)
         return fail_at(f, "etc_passwd", "/etc/passwd");
     if (c->flags & SBX_CFG_RANGE_MAP)
-        n = snprintf(buf, sizeof(buf), "root:x:0:\n%s:x:%u:\nnogroup:x:65534:\n", c->user_name,
-                     c->sandbox_gid);
+        n = snprintf(buf, sizeof(buf), "root:x:0:\n%s:x:%u:\nnogroup:x:65534:\nsbx-agent:x:%u:\n",
+                     c->user_name, c->sandbox_gid, SBX_AGENT_UID);
     else
         n = snprintf(buf, sizeof(buf), "%s:x:%u:\n", c->user_name, c->sandbox_gid);
     snprintf(p, sizeof(p), "%s/group", etc);

@@ -82,7 +82,7 @@ Test(backend_namespaces, id_maps_are_as_configured, .init = start, .fini = stop)
                  9, "output: %s", OUT(r));
     cr_expect_eq(in1, 0);
     cr_expect_eq(out1, SBX_DEFAULT_UID_BASE);
-    cr_expect_eq(cnt1, 65536);
+    cr_expect_eq(cnt1, 65537, "65536 ids for the sandbox, one for the agent");
     cr_expect_eq(in2, 0);
     cr_expect_eq(out2, SBX_DEFAULT_UID_BASE);
     cr_expect_eq(uid, SBX_SANDBOX_UID);

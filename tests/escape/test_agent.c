@@ -1,0 +1,50 @@
+/* Sandboxed code, even running as root inside, cannot signal, limit or trace the agent (PID
+ * 1) or the worker supervising it, and so cannot escape its timeout or wedge the session. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+TestSuite(escape_agent, .init = sbx_test_init, .fini = sbx_test_fini, .timeout = 60);
+
+static int run_root(sbx_session *s, const char *script, double timeout, sbx_exec_result **r,
+                    sbx_error **err)
+{
+    const char *argv[] = {script, NULL};
+    sbx_exec_opts o = SBX_EXEC_OPTS_INIT;
+    o.argv = argv;
+    o.user = "root";
+    o.timeout_s = timeout;
+    return sbx_session_exec(s, &o, r, err);
+}
+
+Test(escape_agent, root_inside_cannot_kill_or_limit_pid1_or_its_supervisor)
+{
+    SBX_TEST_SKIP_UNLESS(geteuid() == 0, "uid 0 inside needs the range id map (run as root)");
+    sbx_session *s = sbx_test_start(NULL);
+    sbx_exec_result *r = NULL;
+    sbx_error *err = NULL;
+    cr_assert_eq(run_root(s,
+                          "kill -9 1 2>/dev/null && echo killed-1; "
+                          "kill -STOP $PPID 2>/dev/null && echo stopped-parent; "
+                          "kill -9 $PPID 2>/dev/null && echo killed-parent; "
+                          "prlimit --pid 1 --nofile=3:3 2>/dev/null && echo limited-1; "
+                          "cat /proc/1/environ >/dev/null 2>&1 && echo read-environ; "
+                          "readlink /proc/1/fd/3 >/dev/null 2>&1 && echo followed-fd; "
+                          "cat /proc/1/fd/3 >/dev/null 2>&1 && echo opened-fd; "
+                          "ls /proc/1/root/ >/dev/null 2>&1 && echo entered-root; echo end",
+                          30, &r, &err),
+                 0, "%s", sbx_error_message(err));
+    cr_expect_str_eq((char *)r->out, "end\n");
+    sbx_exec_result_free(r);
+    /* The session still works, and a timeout still kills everything. */
+    cr_assert_eq(run_root(s, "kill -9 $PPID 2>/dev/null; sleep 100", 0.5, &r, &err),
+                 SBX_EEXEC_TIMEOUT, "%s", sbx_error_message(err));
+    sbx_error_free(err);
+    err = NULL;
+    r = sbx_test_sh(s, "ps -eo comm= 2>/dev/null | grep -c sleep || true");
+    cr_expect_str_eq((char *)r->out, "0\n", "a sleep survived its timeout");
+    sbx_exec_result_free(r);
+    sbx_session_free(s);
+}
