@@ -3,9 +3,10 @@
  * /dev: a small tmpfs with the harmless host device nodes bind-mounted in (a user namespace
  * cannot mknod), a private devpts instance (so a pty opened inside is never one of the
  * host's), and /dev/shm. /etc: generated passwd/group/hosts/nsswitch.conf, the host's
- * resolv.conf copied, and read-only binds of the dynamic loader's cache and Debian's
- * alternatives symlinks. Nothing else of the host's /etc is visible.
+ * resolv.conf and the loader's ld.so.conf(.d) copied, and read-only binds of the loader's
+ * cache and Debian's alternatives symlinks. Nothing else of the host's /etc is visible.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -107,6 +108,28 @@ static int copy_small(const char *host, const char *dst)
     return write_file(dst, buf, (size_t)n, 0644);
 }
 
+/* /etc/ld.so.conf.d/ *.conf, copied; a host without the directory has nothing to copy. */
+static int copy_dir_conf(const char *etc)
+{
+    DIR *d = opendir("/etc/ld.so.conf.d");
+    if (!d)
+        return 0;
+    char dir[320], src[600], dst[600];
+    snprintf(dir, sizeof(dir), "%s/ld.so.conf.d", etc);
+    int r = mkdir(dir, 0755);
+    struct dirent *de;
+    while (r == 0 && (de = readdir(d))) {
+        size_t n = strlen(de->d_name);
+        if (de->d_name[0] == '.' || n < 6 || strcmp(de->d_name + n - 5, ".conf") != 0)
+            continue;
+        snprintf(src, sizeof(src), "/etc/ld.so.conf.d/%s", de->d_name);
+        snprintf(dst, sizeof(dst), "%s/%s", dir, de->d_name);
+        r = copy_small(src, dst);
+    }
+    closedir(d);
+    return r;
+}
+
 int sbx_agent_make_etc(const char *newroot, const struct sbx_wire_config *c,
                        struct sbx_agent_fail *f)
 {
@@ -158,9 +181,14 @@ int sbx_agent_make_etc(const char *newroot, const struct sbx_wire_config *c,
     if (copy_small("/etc/resolv.conf", p) < 0)
         return fail_at(f, "etc_resolv", "/etc/resolv.conf");
 
-    /* What the dynamic loader reads at run time (ld.so.conf is only ldconfig's), and the
-     * alternatives symlinks Debian's /usr/bin points through (awk, editor, ...): read-only
-     * binds when the host has them. */
+    /* The loader's configuration (copies: a few short files) ... */
+    snprintf(p, sizeof(p), "%s/ld.so.conf", etc);
+    if (copy_small("/etc/ld.so.conf", p) < 0)
+        return fail_at(f, "etc_ldconf", "/etc/ld.so.conf");
+    if (copy_dir_conf(etc) < 0)
+        return fail_at(f, "etc_ldconf", "/etc/ld.so.conf.d");
+    /* ... and what it and Debian's alternatives symlinks (awk, editor, ...) need, bound
+     * read-only when the host has them. */
     static const char *const binds[] = {"ld.so.cache", "alternatives"};
     for (size_t i = 0; i < sizeof(binds) / sizeof(binds[0]); i++) {
         char host[128];
