@@ -1,5 +1,7 @@
 /* ns_backend.c — the namespace backend's ops table: start, exec, liveness, teardown. */
 #include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -24,17 +26,16 @@ static pid_t ns_agent_pid(const struct sbx_sandbox *sb)
     return sb->pid;
 }
 
+/* Sends the kill and returns at once: the teardown runs on while the caller does other
+ * cleanup (removing a temporary workspace, say); destroy() waits for it. */
 static void ns_kill(struct sbx_sandbox *sb)
 {
     pthread_mutex_lock(&sb->lock);
     if (sb->sock >= 0)
         close(sb->sock);
     sb->sock = -1;
-    /* Killing PID 1 makes the kernel kill every other process of the pid namespace, and the
-     * agent is only reaped once they are all gone; the mount namespace, and every mount in
-     * it, goes with its last process. */
     if (!sb->dead)
-        sbx__ns_kill_and_reap(sb);
+        syscall(SYS_pidfd_send_signal, sb->pidfd, SIGKILL, NULL, 0);
     pthread_mutex_unlock(&sb->lock);
 }
 
@@ -42,6 +43,13 @@ static int ns_destroy(struct sbx_sandbox *sb, sbx_error **err)
 {
     (void)err;
     ns_kill(sb);
+    /* Killing PID 1 makes the kernel kill every other process of the pid namespace, and the
+     * agent is only reaped once they are all gone; the mount namespace, and every mount in
+     * it, goes with its last process. */
+    pthread_mutex_lock(&sb->lock);
+    if (!sb->dead)
+        sbx__ns_kill_and_reap(sb);
+    pthread_mutex_unlock(&sb->lock);
     close(sb->pidfd);
     pthread_mutex_destroy(&sb->lock);
     free(sb->id);

@@ -235,10 +235,10 @@ int sbx_session_start(sbx_session *s, sbx_error **err)
     return 0;
 }
 
-int sbx_session_shutdown(sbx_session *s, sbx_error **err)
+/* Shutdown, with `meanwhile` run after the kill is sent and before waiting for the sandbox
+ * to be gone, so host-side cleanup overlaps the kernel's teardown. */
+static int shutdown_with(sbx_session *s, void (*meanwhile)(sbx_session *), sbx_error **err)
 {
-    if (!s)
-        return sbx_err(err, SBX_EINVAL, 0, "shutdown", "session is NULL");
     pthread_mutex_lock(&s->lock);
     assert_state(s);
     struct sbx_sandbox *sb = s->sb;
@@ -253,11 +253,20 @@ int sbx_session_shutdown(sbx_session *s, sbx_error **err)
     if (!sb)
         return 0;
     s->ops->kill(sb);
+    if (meanwhile)
+        meanwhile(s);
     pthread_mutex_lock(&s->lock);
     while (s->inflight > 0)
         pthread_cond_wait(&s->idle, &s->lock);
     pthread_mutex_unlock(&s->lock);
     return s->ops->destroy(sb, err);
+}
+
+int sbx_session_shutdown(sbx_session *s, sbx_error **err)
+{
+    if (!s)
+        return sbx_err(err, SBX_EINVAL, 0, "shutdown", "session is NULL");
+    return shutdown_with(s, NULL, err);
 }
 
 /* Takes a reference on the running sandbox for one call; NULL when not running. */
@@ -317,14 +326,21 @@ pid_t sbx_session_agent_pid(const sbx_session *s)
     return pid;
 }
 
+static void remove_owned_workspace(sbx_session *s)
+{
+    if (s->owned_dir && !(s->flags & SBX_SESSION_KEEP_WORKSPACE))
+        sbx__rm_rf(s->owned_dir);
+}
+
 void sbx_session_free(sbx_session *s)
 {
     if (!s)
         return;
+    /* The first removal overlaps the teardown; a file that a dying process was creating at
+     * that moment is caught by the second, once nothing of the sandbox is left. */
     if (s->state == ST_RUNNING)
-        sbx_session_shutdown(s, NULL);
-    if (s->owned_dir && !(s->flags & SBX_SESSION_KEEP_WORKSPACE))
-        sbx__rm_rf(s->owned_dir);
+        shutdown_with(s, remove_owned_workspace, NULL);
+    remove_owned_workspace(s);
     free(s->owned_dir);
     free(s->workspace);
     free(s->root);

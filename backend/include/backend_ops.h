@@ -69,10 +69,11 @@ struct sbx_backend_ops {
                 struct sbx_backend_exec_out *out, sbx_error **err);
     int (*alive)(struct sbx_sandbox *sb);
     pid_t (*agent_pid)(const struct sbx_sandbox *sb);
-    /* Kills every process of the sandbox. Safe while execs are in flight on other threads:
-     * they fail fast. Idempotent. */
+    /* Starts killing every process of the sandbox and returns without waiting. Safe while
+     * execs are in flight on other threads: they fail fast. Idempotent. */
     void (*kill)(struct sbx_sandbox *sb);
-    /* Kills (if needed) and frees; no call may be in flight. sb is gone afterwards. */
+    /* Kills (if needed), waits until no process of the sandbox is left, and frees; no call
+     * may be in flight. sb is gone afterwards. */
     int (*destroy)(struct sbx_sandbox *sb, sbx_error **err);
 };
 
