@@ -19,9 +19,13 @@ struct sbx_sandbox {
     char *id;
 };
 
-/* ns_clone.c */
+/* ns_clone.c: start = start_begin (clone, maps, CONFIG sent) + start_wait (READY). On a
+ * start_wait failure the sandbox is freed. */
 int sbx__ns_start(const struct sbx_backend_config *c, struct sbx_sandbox **out,
                   sbx_error **err);
+int sbx__ns_start_begin(const struct sbx_backend_config *c, struct sbx_sandbox **out,
+                        sbx_error **err);
+int sbx__ns_start_wait(struct sbx_sandbox *sb, sbx_error **err);
 
 /* Kills the agent (and with it the whole pid namespace) and reaps it. */
 void sbx__ns_kill_and_reap(struct sbx_sandbox *sb);

@@ -303,8 +303,21 @@ static void kill_and_reap(struct sbx_sandbox *sb)
     sb->dead = 1;
 }
 
-int sbx__ns_start(const struct sbx_backend_config *c, struct sbx_sandbox **out,
-                  sbx_error **err)
+static void free_failed(struct sbx_sandbox *sb)
+{
+    kill_and_reap(sb);
+    close(sb->sock);
+    close(sb->pidfd);
+    pthread_mutex_destroy(&sb->lock);
+    free(sb->id);
+    free(sb);
+}
+
+/* Everything up to sending CONFIG; the agent builds the root after this returns. An exec may
+ * be sent before start_wait(): it queues behind CONFIG and runs as soon as the root is ready
+ * (the one-shot path saves a round trip that way). */
+int sbx__ns_start_begin(const struct sbx_backend_config *c, struct sbx_sandbox **out,
+                        sbx_error **err)
 {
     struct prep p = {.agent_fd = -1, .devnull = -1, .sv = {-1, -1}};
     struct sbx_wire_mount mounts[SBX_WIRE_MAX_MOUNTS] = {{0}};
@@ -387,19 +400,33 @@ int sbx__ns_start(const struct sbx_backend_config *c, struct sbx_sandbox **out,
             r = 0;
     }
     prep_close(&p);
-    if (r == 0)
-        r = recv_ready(sb, err);
     if (r < 0) {
-        kill_and_reap(sb);
-        close(sb->sock);
-        close(sb->pidfd);
-        pthread_mutex_destroy(&sb->lock);
-        free(sb);
+        free_failed(sb);
         return r;
     }
     sb->id = c->id ? strdup(c->id) : NULL;
     *out = sb;
     return 0;
+}
+
+int sbx__ns_start_wait(struct sbx_sandbox *sb, sbx_error **err)
+{
+    int r = recv_ready(sb, err);
+    if (r < 0)
+        free_failed(sb);
+    return r;
+}
+
+int sbx__ns_start(const struct sbx_backend_config *c, struct sbx_sandbox **out,
+                  sbx_error **err)
+{
+    struct sbx_sandbox *sb = NULL;
+    int r = sbx__ns_start_begin(c, &sb, err);
+    if (r == 0)
+        r = sbx__ns_start_wait(sb, err);
+    if (r == 0)
+        *out = sb;
+    return r;
 }
 
 void sbx__ns_kill_and_reap(struct sbx_sandbox *sb)

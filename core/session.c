@@ -190,7 +190,9 @@ int sbx_session_new(const sbx_session_opts *o, sbx_session **out, sbx_error **er
     return 0;
 }
 
-int sbx_session_start(sbx_session *s, sbx_error **err)
+/* Creates the workspace if needed and the sandbox: fully (start), or only up to the point
+ * where it is being built (begin, for the one-shot path). */
+static int start_sandbox(sbx_session *s, int begin_only, sbx_error **err)
 {
     if (!s)
         return sbx_err(err, SBX_EINVAL, 0, "start", "session is NULL");
@@ -222,7 +224,7 @@ int sbx_session_start(sbx_session *s, sbx_error **err)
         .id = s->id,
     };
     struct sbx_sandbox *sb = NULL;
-    r = s->ops->start(&c, &sb, err);
+    r = begin_only ? s->ops->start_begin(&c, &sb, err) : s->ops->start(&c, &sb, err);
     if (r < 0) {
         sbx_err_ctx(err, "session_id", "%s", s->id);
         return r;
@@ -233,6 +235,11 @@ int sbx_session_start(sbx_session *s, sbx_error **err)
     assert_state(s);
     pthread_mutex_unlock(&s->lock);
     return 0;
+}
+
+int sbx_session_start(sbx_session *s, sbx_error **err)
+{
+    return start_sandbox(s, 0, err);
 }
 
 /* Shutdown, with `meanwhile` run after the kill is sent and before waiting for the sandbox
@@ -548,5 +555,54 @@ out:
     sbx__strv_free(argv);
     sbx__strv_free(env);
     free(cwd);
+    return r;
+}
+
+/* ---- one-shot ---------------------------------------------------------------------------- */
+
+int sbx_run(const sbx_session_opts *so, const sbx_exec_opts *xo, sbx_exec_result **out,
+            sbx_error **err)
+{
+    *out = NULL;
+    int r = check_exec_opts(xo, err);
+    if (r < 0)
+        return r;
+    sbx_session *s = NULL;
+    if ((r = sbx_session_new(so, &s, err)) < 0)
+        return r;
+    if ((r = start_sandbox(s, 1, err)) < 0) {
+        sbx_session_free(s);
+        return r;
+    }
+    /* The exec is queued behind the sandbox's CONFIG and starts as soon as the root is
+     * ready: no round trip through READY. If the build failed, the exec fails too, and the
+     * error worth reporting is the build's. */
+    sbx_error *xerr = NULL;
+    int rx = sbx_session_exec(s, xo, out, &xerr);
+    sbx_error *werr = NULL;
+    int rw = s->ops->start_wait(s->sb, &werr);
+    if (rw < 0) {
+        /* start_wait freed the sandbox on failure. */
+        pthread_mutex_lock(&s->lock);
+        s->sb = NULL;
+        s->state = ST_DOWN;
+        pthread_mutex_unlock(&s->lock);
+        sbx_exec_result_free(*out);
+        *out = NULL;
+        sbx_error_free(xerr);
+        sbx_err_ctx(&werr, "session_id", "%s", s->id);
+        r = rw;
+        if (err)
+            *err = werr;
+        else
+            sbx_error_free(werr);
+    } else {
+        r = rx;
+        if (err)
+            *err = xerr;
+        else
+            sbx_error_free(xerr);
+    }
+    sbx_session_free(s);
     return r;
 }

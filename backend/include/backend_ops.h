@@ -65,6 +65,12 @@ struct sbx_backend_ops {
     /* Which ids the sandbox will have for this caller (no side effects). */
     void (*ids)(struct sbx_backend_ids *out);
     int (*start)(const struct sbx_backend_config *c, struct sbx_sandbox **out, sbx_error **err);
+    /* start in two halves: begin returns once the sandbox is being built; exec may be called
+     * before wait (it runs once the sandbox is ready); wait reports the outcome of the build
+     * and frees sb when it failed. */
+    int (*start_begin)(const struct sbx_backend_config *c, struct sbx_sandbox **out,
+                       sbx_error **err);
+    int (*start_wait)(struct sbx_sandbox *sb, sbx_error **err);
     int (*exec)(struct sbx_sandbox *sb, const struct sbx_backend_exec *x,
                 struct sbx_backend_exec_out *out, sbx_error **err);
     int (*alive)(struct sbx_sandbox *sb);

@@ -267,3 +267,45 @@ Test(backend_lifecycle, a_caller_workspace_is_idmapped_to_the_sandbox_user)
     unlink(out);
     cr_expect_eq(rmdir(dir), 0);
 }
+
+Test(backend_lifecycle, one_shot_run_returns_the_command_s_result)
+{
+    const char *argv[] = {"echo one-shot; exit 3", NULL};
+    sbx_exec_opts x = SBX_EXEC_OPTS_INIT;
+    x.argv = argv;
+    sbx_session_opts o = SBX_SESSION_OPTS_INIT;
+    sbx_exec_result *r = NULL;
+    sbx_error *err = NULL;
+    cr_assert_eq(sbx_run(&o, &x, &r, &err), 0, "%s", sbx_error_message(err));
+    cr_expect_eq(r->exit_code, 3);
+    cr_expect_str_eq((char *)r->out, "one-shot\n");
+    sbx_exec_result_free(r);
+}
+
+Test(backend_lifecycle, one_shot_run_reports_the_sandbox_build_failure)
+{
+    /* The command is sent before the build finishes; when the build fails, the error is the
+     * build's, not a vague transport error. */
+    char ws[] = "/tmp/sbx-test-ws-XXXXXX";
+    cr_assert_not_null(mkdtemp(ws));
+    char link[128];
+    snprintf(link, sizeof(link), "%s/d", ws);
+    cr_assert_eq(symlink("/etc", link), 0);
+    sbx_bind b = {.src = "/usr/share", .dst = "/workspace/d/x", .readonly = 1};
+    sbx_session_opts o = SBX_SESSION_OPTS_INIT;
+    o.workspace = ws;
+    o.binds = &b;
+    o.n_binds = 1;
+    const char *argv[] = {"true", NULL};
+    sbx_exec_opts x = SBX_EXEC_OPTS_INIT;
+    x.argv = argv;
+    sbx_exec_result *r = NULL;
+    sbx_error *err = NULL;
+    cr_expect_eq(sbx_run(&o, &x, &r, &err), SBX_EBACKEND);
+    cr_expect_null(r);
+    cr_expect_str_eq(sbx_error_context_get(err, "stage"), "mount_point_symlink", "%s",
+                     sbx_error_message(err));
+    sbx_error_free(err);
+    unlink(link);
+    cr_expect_eq(rmdir(ws), 0);
+}

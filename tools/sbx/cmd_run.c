@@ -162,11 +162,21 @@ static int run(struct run_opts *ro, char **cmd)
         ro->xo.stdout_fd = 1;
         ro->xo.stderr_fd = 2;
     }
-    if (sbx_session_new(&ro->so, &s, &err) < 0 || sbx_session_start(s, &err) < 0) {
+    int r;
+    if (ro->keep) {
+        /* The kept workspace's path is only known to a session that outlives the run. */
+        r = sbx_session_new(&ro->so, &s, &err);
+        if (r == 0)
+            r = sbx_session_start(s, &err);
+        if (r == 0)
+            r = sbx_session_exec(s, &ro->xo, &res, &err);
+    } else {
+        r = sbx_run(&ro->so, &ro->xo, &res, &err);
+    }
+    if (r < 0 && r != SBX_EEXEC_TIMEOUT && r != SBX_EEXEC_TRANSPORT) {
         sbx_cli_print_error(NULL, err);
         goto out;
     }
-    int r = sbx_session_exec(s, &ro->xo, &res, &err);
     int timed_out = r == SBX_EEXEC_TIMEOUT;
     if (ro->json) {
         sbx_cli_print_json(res, timed_out, res ? res->duration_ms : 0, err);
@@ -179,7 +189,7 @@ static int run(struct run_opts *ro, char **cmd)
         status = sbx_cli_exit_for_error(err);
     else
         status = res->term_signal ? 128 + res->term_signal : res->exit_code;
-    if (ro->keep && !ro->so.workspace)
+    if (s && !ro->so.workspace)
         fprintf(stderr, "sbx: workspace kept at %s\n", sbx_session_workspace(s));
 out:
     sbx_exec_result_free(res);
