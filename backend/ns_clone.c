@@ -78,19 +78,6 @@ static void prep_close(struct prep *p)
     p->n_mount_fds = 0;
 }
 
-static int read_last_cap(void)
-{
-    char buf[16] = {0};
-    int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
-    int cap = CAP_LAST_CAP;
-    if (fd >= 0) {
-        if (read(fd, buf, sizeof(buf) - 1) > 0)
-            cap = atoi(buf);
-        close(fd);
-    }
-    return cap;
-}
-
 static void build_fail_frame(struct prep *p)
 {
     static const char stage[] = "exec_agent";
@@ -238,7 +225,7 @@ static int prepare(const struct sbx_backend_config *c, const char *agent, struct
     p->sv[1] = high_fd(p->sv[1]);
     if (p->sv[1] < 0)
         return sbx_err(err, SBX_EBACKEND, errno, "start", "dup");
-    p->last_cap = read_last_cap();
+    p->last_cap = sbx__cap_last();
     build_fail_frame(p);
     if (c->n_binds + 1 > SBX_WIRE_MAX_MOUNTS)
         return sbx_err(err, SBX_EINVAL, 0, "start", "too many binds (%zu, at most %d)",

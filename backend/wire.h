@@ -76,6 +76,9 @@ int sbx__wire_send(int sock, uint32_t type, const void *payload, size_t len, con
 int sbx__wire_recv(int sock, struct sbx_wire_hdr *hdr, unsigned char **payload, int *fds,
                    size_t max_fds, size_t *n_fds);
 
+/* caps.c: the highest capability number the running kernel knows. */
+int sbx__cap_last(void);
+
 /* read() until len bytes arrived; -1 on error or EOF. */
 int sbx__read_full_sock(int fd, void *buf, size_t len);
 

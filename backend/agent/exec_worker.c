@@ -37,19 +37,6 @@ struct spawn_fail {
     char stage[28];
 };
 
-static int last_cap(void)
-{
-    char buf[16] = {0};
-    int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
-    int cap = CAP_LAST_CAP;
-    if (fd >= 0) {
-        if (read(fd, buf, sizeof(buf) - 1) > 0)
-            cap = atoi(buf);
-        close(fd);
-    }
-    return cap;
-}
-
 /* Empties every capability set. Called while still uid 0 in the namespace. */
 static int drop_caps(int cap_max)
 {
@@ -240,7 +227,7 @@ static void serve_exec(int chan, const unsigned char *p, size_t len, int *fds, s
     sigaddset(&set, SIGCHLD);
     sigprocmask(SIG_BLOCK, &set, &old);
     int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    int cap_max = last_cap();
+    int cap_max = sbx__cap_last();
     int pfd[2];
     if (sfd < 0 || pipe2(pfd, O_CLOEXEC) < 0) {
         uint32_t v[1] = {(uint32_t)errno};

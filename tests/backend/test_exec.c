@@ -11,20 +11,9 @@
 
 TestSuite(backend_exec, .timeout = 120);
 
-static sbx_session *S;
-
-static void start(void)
-{
-    sbx_test_init();
-    S = sbx_test_start(NULL);
-}
-
-static void stop(void)
-{
-    sbx_session_free(S);
-    S = NULL;
-    sbx_test_fini();
-}
+#define S     sbx_test_S
+#define start sbx_test_setup
+#define stop  sbx_test_teardown
 
 #define OUT(r) ((const char *)(r)->out)
 #define ERR(r) ((const char *)(r)->err)

@@ -154,11 +154,11 @@ Test(backend_lifecycle, bind_mounts_ro_and_rw)
     rmdir(rw);
 }
 
-Test(backend_lifecycle, the_sandbox_dies_with_its_creator)
+/* Forks a creator process that starts a session on `ws` (a killed creator cannot remove a
+ * temporary workspace), leaves a background process in it, reports the agent's pid and
+ * waits to be killed without any cleanup. Returns the creator's pid. */
+static pid_t spawn_creator(char *ws, unsigned flags, pid_t *agent)
 {
-    char ws[] = "/tmp/sbx-test-ws-XXXXXX";
-    cr_assert_not_null(mkdtemp(ws));
-    cr_assert_eq(chmod(ws, 0777), 0);
     int p[2];
     cr_assert_eq(pipe(p), 0);
     pid_t child = fork();
@@ -166,28 +166,33 @@ Test(backend_lifecycle, the_sandbox_dies_with_its_creator)
     if (child == 0) {
         close(p[0]);
         sbx_session_opts o = SBX_SESSION_OPTS_INIT;
-        o.workspace = ws; /* a killed creator cannot remove a temporary workspace */
+        o.workspace = ws;
+        o.flags = flags;
         sbx_session *s = NULL;
         sbx_error *e = NULL;
-        if (sbx_session_new(&o, &s, &e) < 0 || sbx_session_start(s, &e) < 0) {
-            fprintf(stderr, "child: %s\n", sbx_error_message(e));
+        sbx_exec_result *r = NULL;
+        if (sbx_session_new(&o, &s, &e) < 0 || sbx_session_start(s, &e) < 0 ||
+            sbx_test_sh_as(s, NULL, "sleep 1000 >/dev/null 2>&1 &", &r, &e) < 0) {
+            fprintf(stderr, "creator: %s\n", sbx_error_message(e));
             _exit(1);
         }
-        const char *argv[] = {"sleep 1000 >/dev/null 2>&1 &", NULL};
-        sbx_exec_opts x = SBX_EXEC_OPTS_INIT;
-        x.argv = argv;
-        sbx_exec_result *r = NULL;
-        if (sbx_session_exec(s, &x, &r, NULL) < 0)
-            _exit(1);
-        pid_t agent = sbx_session_agent_pid(s);
-        (void)!write(p[1], &agent, sizeof(agent));
-        pause(); /* killed below, without any cleanup */
+        pid_t a = sbx_session_agent_pid(s);
+        (void)!write(p[1], &a, sizeof(a));
+        pause();
         _exit(0);
     }
     close(p[1]);
-    pid_t agent = 0;
-    cr_assert_eq(read(p[0], &agent, sizeof(agent)), (ssize_t)sizeof(agent));
+    *agent = 0;
+    cr_assert_eq(read(p[0], agent, sizeof(*agent)), (ssize_t)sizeof(*agent));
     close(p[0]);
+    return child;
+}
+
+Test(backend_lifecycle, the_sandbox_dies_with_its_creator)
+{
+    char ws[] = "/tmp/sbx-test-ws-XXXXXX";
+    cr_assert_not_null(mkdtemp(ws));
+    pid_t agent, child = spawn_creator(ws, 0, &agent);
     unsigned long ns = sbx_test_pidns_of(agent);
     cr_assert_neq(ns, 0);
     cr_assert_geq(sbx_test_count_in_pidns(ns), 2);
@@ -204,31 +209,7 @@ Test(backend_lifecycle, a_detached_sandbox_outlives_its_creator)
 {
     char ws[] = "/tmp/sbx-test-ws-XXXXXX";
     cr_assert_not_null(mkdtemp(ws));
-    cr_assert_eq(chmod(ws, 0777), 0);
-    int p[2];
-    cr_assert_eq(pipe(p), 0);
-    pid_t child = fork();
-    cr_assert(child >= 0);
-    if (child == 0) {
-        close(p[0]);
-        sbx_session_opts o = SBX_SESSION_OPTS_INIT;
-        o.flags = SBX_SESSION_DETACHED;
-        o.workspace = ws;
-        sbx_session *s = NULL;
-        sbx_error *e = NULL;
-        if (sbx_session_new(&o, &s, &e) < 0 || sbx_session_start(s, &e) < 0) {
-            fprintf(stderr, "child: %s\n", sbx_error_message(e));
-            _exit(1);
-        }
-        pid_t agent = sbx_session_agent_pid(s);
-        (void)!write(p[1], &agent, sizeof(agent));
-        pause();
-        _exit(0);
-    }
-    close(p[1]);
-    pid_t agent = 0;
-    cr_assert_eq(read(p[0], &agent, sizeof(agent)), (ssize_t)sizeof(agent));
-    close(p[0]);
+    pid_t agent, child = spawn_creator(ws, SBX_SESSION_DETACHED, &agent);
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
     cr_expect(!pid_gone_within(agent, 300), "a detached sandbox died with its creator");

@@ -133,18 +133,18 @@ Test(backend_namespaces, host_private_paths_are_invisible, .init = start, .fini 
     sbx_exec_result_free(r);
 }
 
+#define ROOT_IF_POSSIBLE (geteuid() == 0 ? "root" : NULL)
+
 Test(backend_namespaces, system_dirs_are_read_only_even_for_root, .init = start, .fini = stop)
 {
-    sbx_exec_opts o = SBX_EXEC_OPTS_INIT;
-    const char *argv[] = {"for p in /usr/sbx-probe /bin/sbx-probe /etc/sbx-probe /sbx-probe "
-                          "/dev/sbx-probe; do touch $p 2>/dev/null && echo \"wrote $p\"; done;"
-                          "touch /tmp/ok && echo writable",
-                          NULL};
-    o.argv = argv;
-    o.user = geteuid() == 0 ? "root" : NULL;
     sbx_exec_result *r = NULL;
     sbx_error *err = NULL;
-    cr_assert_eq(sbx_session_exec(S, &o, &r, &err), 0, "%s", sbx_error_message(err));
+    cr_assert_eq(sbx_test_sh_as(S, ROOT_IF_POSSIBLE,
+                                "for p in /usr/sbx-probe /bin/sbx-probe /etc/sbx-probe "
+                                "/sbx-probe /dev/sbx-probe; do touch $p 2>/dev/null && "
+                                "echo \"wrote $p\"; done; touch /tmp/ok && echo writable",
+                                &r, &err),
+                 0, "%s", sbx_error_message(err));
     cr_expect_str_eq(OUT(r), "writable\n");
     sbx_exec_result_free(r);
     struct stat st;
@@ -154,15 +154,13 @@ Test(backend_namespaces, system_dirs_are_read_only_even_for_root, .init = start,
 Test(backend_namespaces, commands_have_no_capabilities_even_as_root, .init = start,
      .fini = stop)
 {
-    sbx_exec_opts o = SBX_EXEC_OPTS_INIT;
-    const char *argv[] = {"grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs)' "
-                          "/proc/self/status | tr -s '\\t ' ' '",
-                          NULL};
-    o.argv = argv;
-    o.user = geteuid() == 0 ? "root" : NULL;
     sbx_exec_result *r = NULL;
     sbx_error *err = NULL;
-    cr_assert_eq(sbx_session_exec(S, &o, &r, &err), 0, "%s", sbx_error_message(err));
+    cr_assert_eq(sbx_test_sh_as(S, ROOT_IF_POSSIBLE,
+                                "grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs)' "
+                                "/proc/self/status | tr -s '\\t ' ' '",
+                                &r, &err),
+                 0, "%s", sbx_error_message(err));
     cr_expect_str_eq(OUT(r), "CapInh: 0000000000000000\nCapPrm: 0000000000000000\n"
                              "CapEff: 0000000000000000\nCapBnd: 0000000000000000\n"
                              "CapAmb: 0000000000000000\nNoNewPrivs: 1\n");

@@ -10,19 +10,9 @@
 
 TestSuite(escape_host_fds, .timeout = 60);
 
-static sbx_session *S;
-
-static void start(void)
-{
-    sbx_test_init();
-    S = sbx_test_start(NULL);
-}
-
-static void stop(void)
-{
-    sbx_session_free(S);
-    sbx_test_fini();
-}
+#define S     sbx_test_S
+#define start sbx_test_setup
+#define stop  sbx_test_teardown
 
 static sbx_exec_result *run_with_stdin(const char *script, int fd)
 {

@@ -43,6 +43,32 @@ void sbx_test_fini(void)
               (int)p);
 }
 
+sbx_session *sbx_test_S;
+
+void sbx_test_setup(void)
+{
+    sbx_test_init();
+    sbx_test_S = sbx_test_start(NULL);
+}
+
+void sbx_test_teardown(void)
+{
+    sbx_session_free(sbx_test_S);
+    sbx_test_S = NULL;
+    sbx_test_fini();
+}
+
+int sbx_test_sh_as(sbx_session *s, const char *user, const char *script, sbx_exec_result **res,
+                   sbx_error **err)
+{
+    const char *argv[] = {script, NULL};
+    sbx_exec_opts o = SBX_EXEC_OPTS_INIT;
+    o.argv = argv;
+    o.user = user;
+    o.timeout_s = 30;
+    return sbx_session_exec(s, &o, res, err);
+}
+
 sbx_session *sbx_test_start(const sbx_session_opts *opts)
 {
     sbx_session_opts def = SBX_SESSION_OPTS_INIT;

@@ -12,6 +12,16 @@
 void sbx_test_init(void);
 void sbx_test_fini(void);
 
+/* The fixture most suites use: sbx_test_S is a started default session between
+ * sbx_test_setup (as .init) and sbx_test_teardown (as .fini), with the leak checks. */
+extern sbx_session *sbx_test_S;
+void sbx_test_setup(void);
+void sbx_test_teardown(void);
+
+/* Runs `script` with sh -c as `user` (NULL: the sandbox user) with a 30 s timeout. */
+int sbx_test_sh_as(sbx_session *s, const char *user, const char *script, sbx_exec_result **res,
+                   sbx_error **err);
+
 /* Starts a session with a fresh owned workspace (opts may be NULL for defaults). Asserts. */
 sbx_session *sbx_test_start(const sbx_session_opts *opts);
 
