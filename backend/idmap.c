@@ -12,13 +12,17 @@
  * A caller's workspace (as root) is an idmapped mount (mount_setattr(2), MOUNT_ATTR_IDMAP):
  * files of the directory's host owner appear as the sandbox user's, and files the sandbox
  * user creates land on disk owned by that host owner, so `sbx run -w ./project` works on a
- * directory the caller owns without any chown. Other host ids show as nobody inside.
+ * directory a regular user owns without any chown. Other host ids show as nobody inside.
+ * Root's ids are never mapped this way (see sbx__ns_idmap_workspace).
  */
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -75,31 +79,38 @@ int sbx__ns_write_idmaps(pid_t pid, int range_mapped, uint32_t uid_base, sbx_err
     return r;
 }
 
+/* Child of idmap_userns: waits, with every signal still blocked, to be SIGKILLed. It shares
+ * the parent's memory (CLONE_VM, own small stack) and runs no library code. */
+static int idmap_child(void *arg)
+{
+    (void)arg;
+    for (;;)
+        syscall(SYS_pause);
+    return 0;
+}
+
 /* A user namespace that exists only to describe an idmapped mount: its maps say "host owner
- * X appears as Y". The child that owns it does nothing but wait to be released. */
+ * X appears as Y". Its owner process is released by SIGKILL through a pidfd, never by a pipe
+ * EOF (any fork elsewhere in the embedder could hold a pipe end open forever), and signals
+ * stay blocked in it, so none of the embedder's handlers ever run there. */
 static int idmap_userns(uint32_t from_uid, uint32_t from_gid, uint32_t to_id, sbx_error **err)
 {
-    int sync[2];
-    if (pipe2(sync, O_CLOEXEC) < 0)
-        return sbx_err(err, SBX_EBACKEND, errno, "start", "pipe");
+    size_t stack_len = 16 * 1024;
+    void *stack = mmap(NULL, stack_len, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED)
+        return sbx_err(err, SBX_ENOMEM, errno, "start", "stack for the workspace id map");
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     int pidfd = -1;
-    struct clone_args ca = {.flags = CLONE_NEWUSER | CLONE_PIDFD,
-                            .pidfd = (uint64_t)(uintptr_t)&pidfd,
-                            .exit_signal = 0};
-    long pid = syscall(SYS_clone3, &ca, sizeof(ca));
-    if (pid == 0) {
-        /* Async-signal-safe only: the caller may be multi-threaded. Drop our copy of the
-         * write end, or the parent closing its own would never release us. */
-        char c;
-        close(sync[1]);
-        (void)!read(sync[0], &c, 1);
-        _exit(0);
-    }
-    close(sync[0]);
+    long pid = clone(idmap_child, (char *)stack + stack_len,
+                     CLONE_VM | CLONE_NEWUSER | CLONE_PIDFD, NULL, &pidfd);
+    int e = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) {
-        int e = errno;
-        close(sync[1]);
-        return sbx_err(err, SBX_EBACKEND, e, "start", "clone3 for the workspace id map");
+        munmap(stack, stack_len);
+        return sbx_err(err, SBX_EBACKEND, e, "start", "clone for the workspace id map");
     }
     char map[64], path[64];
     int r;
@@ -116,11 +127,12 @@ static int idmap_userns(uint32_t from_uid, uint32_t from_gid, uint32_t to_id, sb
         if (fd < 0)
             r = sbx_err(err, SBX_EBACKEND, errno, "start", "open %s", path);
     }
-    close(sync[1]); /* releases the child */
+    syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
     siginfo_t si;
     while (waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED | __WALL) < 0 && errno == EINTR)
         ;
     close(pidfd);
+    munmap(stack, stack_len); /* only once the child is gone: it ran on this stack */
     return r < 0 ? r : fd;
 }
 
@@ -132,6 +144,11 @@ int sbx__ns_idmap_workspace(int tree_fd, uint32_t uid_base, sbx_error **err)
         return sbx_err(err, SBX_EBACKEND, errno, "start", "stat the workspace");
     if (st.st_uid == sandbox_id && st.st_gid == sandbox_id)
         return 0; /* already the sandbox user's (a workspace sbx made) */
+    /* Never hand root's ids to the sandbox: the sandbox user could then leave a setuid-root
+     * (or setgid-root) program in the workspace for a host user to run. A root-owned
+     * workspace is bound as it is: readable, not writable, by the sandbox user. */
+    if (st.st_uid == 0 || st.st_gid == 0)
+        return 1;
     int ns = idmap_userns((uint32_t)st.st_uid, (uint32_t)st.st_gid, sandbox_id, err);
     if (ns < 0)
         return ns;

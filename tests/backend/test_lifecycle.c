@@ -191,7 +191,7 @@ static pid_t spawn_creator(char *ws, unsigned flags, pid_t *agent)
 Test(backend_lifecycle, the_sandbox_dies_with_its_creator)
 {
     char ws[] = "/tmp/sbx-test-ws-XXXXXX";
-    cr_assert_not_null(mkdtemp(ws));
+    sbx_test_mkdtemp_ws(ws);
     pid_t agent, child = spawn_creator(ws, 0, &agent);
     unsigned long ns = sbx_test_pidns_of(agent);
     cr_assert_neq(ns, 0);
@@ -208,7 +208,7 @@ Test(backend_lifecycle, the_sandbox_dies_with_its_creator)
 Test(backend_lifecycle, a_detached_sandbox_outlives_its_creator)
 {
     char ws[] = "/tmp/sbx-test-ws-XXXXXX";
-    cr_assert_not_null(mkdtemp(ws));
+    sbx_test_mkdtemp_ws(ws);
     pid_t agent, child = spawn_creator(ws, SBX_SESSION_DETACHED, &agent);
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
@@ -222,7 +222,9 @@ Test(backend_lifecycle, a_detached_sandbox_outlives_its_creator)
 Test(backend_lifecycle, a_caller_workspace_is_idmapped_to_the_sandbox_user)
 {
     SBX_TEST_SKIP_UNLESS(geteuid() == 0, "idmapped workspaces are made when sbx runs as root");
-    char dir[] = "/tmp/sbx-test-ws-XXXXXX"; /* mode 0700, owned by the caller */
+    /* A regular user's project directory, mode 0700. */
+    const uid_t owner = 4242;
+    char dir[] = "/tmp/sbx-test-ws-XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
     char in[128], out[128];
     snprintf(in, sizeof(in), "%s/in.txt", dir);
@@ -231,7 +233,9 @@ Test(backend_lifecycle, a_caller_workspace_is_idmapped_to_the_sandbox_user)
     cr_assert_not_null(f);
     fputs("secret\n", f);
     fclose(f);
-    chmod(in, 0600);
+    cr_assert_eq(chmod(in, 0600), 0);
+    cr_assert_eq(chown(in, owner, owner), 0);
+    cr_assert_eq(chown(dir, owner, owner), 0);
     sbx_session_opts o = SBX_SESSION_OPTS_INIT;
     o.workspace = dir;
     sbx_session *s = sbx_test_start(&o);
@@ -242,10 +246,35 @@ Test(backend_lifecycle, a_caller_workspace_is_idmapped_to_the_sandbox_user)
     sbx_session_free(s);
     struct stat st;
     cr_assert_eq(stat(out, &st), 0, "the file written inside is not in the workspace");
-    cr_expect_eq(st.st_uid, getuid(), "files the sandbox user makes belong to the dir's owner");
-    cr_expect_eq(st.st_gid, getgid());
+    cr_expect_eq(st.st_uid, owner, "files the sandbox user makes belong to the dir's owner");
+    cr_expect_eq(st.st_gid, owner);
     unlink(in);
     unlink(out);
+    cr_expect_eq(rmdir(dir), 0);
+}
+
+Test(backend_lifecycle, a_root_owned_workspace_cannot_receive_setuid_root_programs)
+{
+    SBX_TEST_SKIP_UNLESS(geteuid() == 0, "needs root to own the workspace");
+    /* If root's ids were mapped to the sandbox user, it could leave a setuid-root shell in
+     * the workspace for any host user to run. */
+    char dir[] = "/tmp/sbx-test-ws-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    cr_assert_eq(chmod(dir, 0755), 0);
+    sbx_session_opts o = SBX_SESSION_OPTS_INIT;
+    o.workspace = dir;
+    sbx_session *s = sbx_test_start(&o);
+    sbx_exec_result *r = sbx_test_sh(s, "cp /bin/sh x 2>/dev/null && chmod 4755 x 2>/dev/null "
+                                        "&& echo planted; stat -c %u . ; echo end");
+    cr_expect(strstr((char *)r->out, "planted") == NULL, "%s", (char *)r->out);
+    cr_expect(strstr((char *)r->out, "1000\n") == NULL, "root's dir appears as the sandbox's");
+    sbx_exec_result_free(r);
+    sbx_session_free(s);
+    char x[128];
+    snprintf(x, sizeof(x), "%s/x", dir);
+    struct stat st;
+    cr_expect(stat(x, &st) != 0 || !(st.st_mode & S_ISUID), "a setuid file landed on the host");
+    unlink(x);
     cr_expect_eq(rmdir(dir), 0);
 }
 
@@ -268,7 +297,7 @@ Test(backend_lifecycle, one_shot_run_reports_the_sandbox_build_failure)
     /* The command is sent before the build finishes; when the build fails, the error is the
      * build's, not a vague transport error. */
     char ws[] = "/tmp/sbx-test-ws-XXXXXX";
-    cr_assert_not_null(mkdtemp(ws));
+    sbx_test_mkdtemp_ws(ws);
     char link[128];
     snprintf(link, sizeof(link), "%s/d", ws);
     cr_assert_eq(symlink("/etc", link), 0);

@@ -33,7 +33,7 @@ Test(escape_mounts, binds_do_not_propagate_to_a_shared_host)
 {
     SBX_TEST_SKIP_UNLESS(geteuid() == 0, "needs root to make a shared mount namespace");
     char ws[] = "/tmp/sbx-test-ws-XXXXXX", src[] = "/tmp/sbx-test-src-XXXXXX";
-    cr_assert_not_null(mkdtemp(ws));
+    sbx_test_mkdtemp_ws(ws);
     cr_assert_not_null(mkdtemp(src));
     pid_t pid = fork();
     cr_assert(pid >= 0);
@@ -71,10 +71,9 @@ Test(escape_mounts, a_planted_symlink_cannot_redirect_a_bind)
 {
     char ws[] = "/tmp/sbx-test-ws-XXXXXX", src[] = "/tmp/sbx-test-src-XXXXXX";
     char target[] = "/var/tmp/sbx-test-target-XXXXXX";
-    cr_assert_not_null(mkdtemp(ws));
+    sbx_test_mkdtemp_ws(ws);
     cr_assert_not_null(mkdtemp(src));
     cr_assert_not_null(mkdtemp(target));
-    chmod(ws, 0777);
     chmod(target, 0777);
     /* What sandboxed code of an earlier session could leave in a workspace it keeps. */
     char link[256];

@@ -177,3 +177,10 @@ int sbx_test_run_host(char *const argv[], char *out, size_t cap)
         ;
     return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
 }
+
+void sbx_test_mkdtemp_ws(char *tmpl)
+{
+    cr_assert_not_null(mkdtemp(tmpl), "mkdtemp %s", tmpl);
+    if (geteuid() == 0)
+        cr_assert_eq(chown(tmpl, 4242, 4242), 0);
+}

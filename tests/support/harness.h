@@ -36,6 +36,10 @@ int sbx_test_exec(sbx_session *s, const sbx_exec_opts *o, sbx_exec_result **res,
 unsigned long sbx_test_pidns_of(pid_t pid);
 int sbx_test_count_in_pidns(unsigned long ino);
 
+/* mkdtemp(tmpl) for a caller workspace: as root it is given to a regular user (uid 4242), as
+ * a user's project directory would be, so the sandbox user gets it idmapped. */
+void sbx_test_mkdtemp_ws(char *tmpl);
+
 /* Absolute path of a binary built next to the tests (e.g. "sbx"). Static buffer. */
 const char *sbx_test_bin(const char *name);
 
