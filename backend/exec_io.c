@@ -3,6 +3,9 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -97,12 +100,36 @@ void sbx__in_on_src(struct sbx_in_feed *f, short revents)
     f->len = (size_t)n;
 }
 
+/* write() to a pipe whose reader is gone raises SIGPIPE, which would kill the embedder: a
+ * sandboxed command closing its stdin must only end the feed. The signal is blocked in this
+ * thread for the write, and one it raised is consumed before the mask is restored. */
+static ssize_t write_nosigpipe(int fd, const void *buf, size_t len)
+{
+    sigset_t pipe_set, old;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    sigset_t pending;
+    sigpending(&pending);
+    int was_pending = sigismember(&pending, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    ssize_t n = write(fd, buf, len);
+    int e = errno;
+    if (n < 0 && e == EPIPE && !was_pending) {
+        struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+            ;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = e;
+    return n;
+}
+
 void sbx__in_on_pipe(struct sbx_in_feed *f, short revents)
 {
     if (!revents || f->pipe < 0)
         return;
     while (f->off < f->len) {
-        ssize_t n = write(f->pipe, f->buf + f->off, f->len - f->off);
+        ssize_t n = write_nosigpipe(f->pipe, f->buf + f->off, f->len - f->off);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN)

@@ -130,9 +130,14 @@ static int child_main(void *arg)
     /* The embedder's signal handlers must not run here (they would act on the parent's
      * state), and its terminal's signals (Ctrl-C to its process group) must not reach the
      * sandbox: default dispositions and a new session. Signals stay blocked until exec. */
-    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    struct kernel_sigaction {
+        void *handler; /* SIG_DFL is 0 */
+        unsigned long flags;
+        void *restorer;
+        uint64_t mask;
+    } dfl = {0};
     for (int sig = 1; sig < _NSIG; sig++)
-        syscall(SYS_rt_sigaction, sig, &dfl, NULL, _NSIG / 8);
+        syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(dfl.mask));
     syscall(SYS_setsid);
     raise_ambient(p->last_cap);
     if (syscall(SYS_dup2, p->sv[1], SBX_AGENT_SOCK_FD) < 0 ||

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -90,8 +91,14 @@ static int setup(int sock)
     }
     free(p);
     r = take_identity(&c, &fail);
+    /* The root is built as sandbox root (fsuid 0): /, /etc, /dev and /tmp belong to uid 0
+     * inside, as tools expect, not to the agent's own id. */
+    uid_t fsu = (uid_t)setfsuid(0);
+    gid_t fsg = (gid_t)setfsgid(0);
     if (r == 0)
         r = sbx_agent_rootfs(&c, fds, n_fds, &fail);
+    setfsuid(fsu);
+    setfsgid(fsg);
     if (r == 0)
         r = sbx_agent_net_join(&net, &fail);
     else
@@ -99,14 +106,17 @@ static int setup(int sock)
     for (size_t i = 0; i < n_fds; i++)
         close(fds[i]);
     int detached = (c.flags & SBX_CFG_DETACHED) != 0;
+    int range_mapped = (c.flags & SBX_CFG_RANGE_MAP) != 0;
     sbx__wire_config_clear(&c);
     if (r < 0) {
         send_setup_error(sock, &fail);
         return -1;
     }
-    /* Not dumpable: sandboxed code running as the same uid cannot ptrace the agent or open
-     * /proc/1/fd, /proc/1/mem or /proc/1/exe. */
-    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    /* Unprivileged, commands share our uid: not dumpable, so they cannot ptrace the agent or
+     * open /proc/1/fd, /proc/1/mem or /proc/1/exe. As root, our own id already stops that,
+     * and staying dumpable keeps the files under /proc/1 ours: not dumpable hands them to uid 0
+     * inside, letting a root command set PID 1's oom_score_adj or autogroup nice. */
+    prctl(PR_SET_DUMPABLE, range_mapped ? 1 : 0, 0, 0, 0); /* uid changes reset it */
     if (sbx__wire_send(sock, SBX_MSG_READY, NULL, 0, NULL, 0) < 0)
         return -1;
     return detached;

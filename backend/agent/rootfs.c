@@ -113,32 +113,49 @@ static int mkdirat_as(int dfd, const char *name, const struct as_user *u)
 {
     int r = mkdirat(dfd, name, 0755);
     if (r < 0 && errno == EOVERFLOW) {
-        setfsgid(u->gid);
-        setfsuid(u->uid);
+        /* setfsuid returns the previous value: restore exactly that. */
+        uid_t ou = (uid_t)setfsuid(u->uid);
+        gid_t og = (gid_t)setfsgid(u->gid);
         r = mkdirat(dfd, name, 0755);
         int e = errno;
-        setfsuid(0);
-        setfsgid(0);
+        setfsuid(ou);
+        setfsgid(og);
         errno = e;
     }
     return r;
 }
 
+/* Creates an empty file to bind a file onto. O_EXCL|O_NONBLOCK: an existing entry (a FIFO
+ * planted by sandboxed code, say) is never opened for writing here, which could block. */
 static int create_as(int dfd, const char *name, const struct as_user *u)
 {
-    int fd = openat2_nofollow(dfd, name, O_WRONLY | O_CREAT | O_NOCTTY, 0644);
+    int flags = O_WRONLY | O_CREAT | O_EXCL | O_NONBLOCK | O_NOCTTY;
+    int fd = openat2_nofollow(dfd, name, flags, 0644);
     if (fd < 0 && errno == EOVERFLOW) {
-        setfsgid(u->gid);
-        setfsuid(u->uid);
-        fd = openat2_nofollow(dfd, name, O_WRONLY | O_CREAT | O_NOCTTY, 0644);
+        uid_t ou = (uid_t)setfsuid(u->uid);
+        gid_t og = (gid_t)setfsgid(u->gid);
+        fd = openat2_nofollow(dfd, name, flags, 0644);
         int e = errno;
-        setfsuid(0);
-        setfsgid(0);
+        setfsuid(ou);
+        setfsgid(og);
         errno = e;
     }
     if (fd >= 0)
         close(fd);
-    return fd < 0 ? -1 : 0;
+    return (fd < 0 && errno != EEXIST) ? -1 : 0;
+}
+
+/* O_PATH open of a file mount point, which must be a regular file. */
+static int open_file_point(int dfd, const char *name)
+{
+    int fd = openat2_nofollow(dfd, name, O_PATH, 0);
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+        close(fd);
+        errno = ENOTSUP;
+        return -1;
+    }
+    return fd;
 }
 
 /* Opens the mount point `path` below `root_fd` as O_PATH, creating missing components,
@@ -165,7 +182,7 @@ static int open_mount_point(int root_fd, const char *path, int is_dir, const str
             else
                 fd = openat2_nofollow(dfd, comp, O_PATH | O_DIRECTORY, 0);
         } else {
-            fd = create_as(dfd, comp, u) < 0 ? -1 : openat2_nofollow(dfd, comp, O_PATH, 0);
+            fd = create_as(dfd, comp, u) < 0 ? -1 : open_file_point(dfd, comp);
         }
         int e = errno;
         close(dfd);

@@ -118,10 +118,20 @@ Test(tools_cli, help_and_version)
 Test(tools_cli, stdin_from_a_pipe_passes_through)
 {
     char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "echo piped | %s run -- cat", sbx_test_bin("sbx"));
+    snprintf(cmd, sizeof(cmd), "echo piped | %s run -i -- cat", sbx_test_bin("sbx"));
     char *const argv[] = {"/bin/sh", "-c", cmd, NULL};
     cr_expect_eq(sbx_test_run_host(argv, out, sizeof(out)), 0);
     cr_expect_str_eq(out, "piped\n");
+    /* Without -i the command's stdin is empty and the caller's input is left alone. */
+    snprintf(cmd, sizeof(cmd), "printf 'a\\nb\\n' | (%s run -- cat; cat)", sbx_test_bin("sbx"));
+    char *const argv2[] = {"/bin/sh", "-c", cmd, NULL};
+    cr_expect_eq(sbx_test_run_host(argv2, out, sizeof(out)), 0);
+    cr_expect_str_eq(out, "a\nb\n");
+    /* A command that closes its stdin early does not take sbx down with SIGPIPE. */
+    snprintf(cmd, sizeof(cmd), "yes | %s run -i -- sh -c 'exec 0<&-; sleep 0.3'",
+             sbx_test_bin("sbx"));
+    char *const argv3[] = {"/bin/sh", "-c", cmd, NULL};
+    cr_expect_eq(sbx_test_run_host(argv3, out, sizeof(out)), 0, "%s", out);
 }
 
 Test(tools_cli, unprivileged_caller_gets_a_single_mapped_uid)

@@ -29,6 +29,8 @@ static void usage(FILE *f)
             "  -e, --env K=V          set an environment variable (repeatable)\n"
             "  -C, --cwd DIR          working directory inside (default: the workspace)\n"
             "  -u, --user USER        sandbox (default), root, or a uid below 65536\n"
+            "  -i, --stdin            pass this process's stdin to CMD (never a terminal);\n"
+            "                         without it CMD's stdin is empty\n"
             "      --hostname NAME    hostname inside (default sbx)\n"
             "      --bind SRC[:DST]   bind a host path read-write (repeatable)\n"
             "      --ro-bind SRC[:DST] bind a host path read-only (repeatable)\n"
@@ -47,7 +49,7 @@ struct run_opts {
     size_t n_env;
     sbx_bind binds[MAX_LIST];
     size_t n_binds;
-    int json, keep;
+    int json, keep, stdin_in;
 };
 
 __attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
@@ -71,12 +73,13 @@ static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
         {"user", required_argument, NULL, 'u'},      {"hostname", required_argument, NULL, O_HOSTNAME},
         {"bind", required_argument, NULL, O_BIND},   {"ro-bind", required_argument, NULL, O_RO_BIND},
         {"json", no_argument, NULL, O_JSON},         {"help", no_argument, NULL, 'h'},
+        {"stdin", no_argument, NULL, 'i'},
         {NULL, 0, NULL, 0}};
     char msg[512];
     int c;
     opterr = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+w:t:e:C:u:h", longs, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+w:t:e:C:u:ih", longs, NULL)) != -1) {
         switch (c) {
         case 'w':
             ro->so.workspace = optarg;
@@ -120,6 +123,9 @@ static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
         case O_JSON:
             ro->json = 1;
             break;
+        case 'i':
+            ro->stdin_in = 1;
+            break;
         case 'h':
             usage(stdout);
             return -1;
@@ -152,8 +158,14 @@ static int run(struct run_opts *ro, char **cmd)
         ro->so.flags |= SBX_SESSION_KEEP_WORKSPACE;
     ro->xo.argv = (const char *const *)cmd;
     ro->xo.shell = SBX_SHELL_NONE;
-    /* stdin passes through unless it is a terminal (never handed to sandboxed code). */
-    if (fd_open(0) && !isatty(0)) {
+    /* stdin passes through only when asked (so `while read l; do sbx run ...; done` keeps
+     * its input), and never from a terminal: the bytes are copied, the fd never enters. */
+    if (ro->stdin_in && isatty(0)) {
+        fprintf(stderr, "sbx run: --stdin needs a pipe or a file, not a terminal (a terminal "
+                        "is never handed to sandboxed code)\n");
+        return SBX_EXIT_SBX_FAILED;
+    }
+    if (ro->stdin_in && fd_open(0)) {
         ro->xo.flags |= SBX_EXEC_STDIN_FD;
         ro->xo.stdin_fd = 0;
     }
