@@ -53,7 +53,7 @@ void sbx__strv_free(char **v);
 uint64_t sbx__now_ns(void);
 double sbx__ms_since(uint64_t start_ns);
 
-/* Removes a directory tree without following symlinks or crossing mounts. 0 or -errno. */
+/* Removes a directory tree without ever following a symlink, at any depth. 0 or -errno. */
 int sbx__rm_rf(const char *path);
 
 #endif

@@ -343,8 +343,9 @@ void sbx_session_free(sbx_session *s)
 {
     if (!s)
         return;
-    /* The first removal overlaps the teardown; a file that a dying process was creating at
-     * that moment is caught by the second, once nothing of the sandbox is left. */
+    /* The first removal overlaps the teardown (it follows no symlink, so a dying process
+     * renaming things under it cannot steer it outside); whatever that process made at the
+     * last moment is caught by the second, once nothing of the sandbox is left. */
     if (s->state == ST_RUNNING)
         shutdown_with(s, remove_owned_workspace, NULL);
     remove_owned_workspace(s);

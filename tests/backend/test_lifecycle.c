@@ -1,6 +1,7 @@
 /* Lifecycle: start errors, shutdown leaves nothing behind, the sandbox dies with its creator. */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -318,4 +319,68 @@ Test(backend_lifecycle, one_shot_run_reports_the_sandbox_build_failure)
     sbx_error_free(err);
     unlink(link);
     cr_expect_eq(rmdir(ws), 0);
+}
+
+Test(backend_lifecycle, a_temporary_workspace_is_removed_whatever_the_sandbox_left_in_it)
+{
+    /* Deeper than PATH_MAX, and a symlink to a host directory that must not be followed. */
+    char victim[] = "/tmp/sbx-test-victim-XXXXXX";
+    cr_assert_not_null(mkdtemp(victim));
+    char keep[128];
+    snprintf(keep, sizeof(keep), "%s/keep", victim);
+    FILE *f = fopen(keep, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    sbx_session *s = sbx_test_start(NULL);
+    char ws[4096];
+    snprintf(ws, sizeof(ws), "%s", sbx_session_workspace(s));
+    sbx_exec_result *r = sbx_test_sh(
+        s, "mkdir a; i=0; while [ $i -lt 1200 ]; do mkdir t && mv a t/a && mv t a; "
+           "i=$((i+1)); done; touch f; echo done");
+    cr_expect_str_eq((char *)r->out, "done\n");
+    sbx_exec_result_free(r);
+    /* Host-side symlink planted where sandboxed code could have made one. */
+    char link[4200];
+    snprintf(link, sizeof(link), "%s/escape", ws);
+    cr_assert_eq(symlink(victim, link), 0);
+    sbx_session_free(s);
+    struct stat st;
+    *strrchr(ws, '/') = '\0';
+    cr_expect_neq(stat(ws, &st), 0, "the temporary workspace %s is still there", ws);
+    cr_expect_eq(stat(keep, &st), 0, "removal followed a symlink out of the workspace");
+    unlink(keep);
+    cr_expect_eq(rmdir(victim), 0);
+}
+
+static void *start_idmapped(void *arg)
+{
+    char *ws = arg;
+    sbx_session_opts o = SBX_SESSION_OPTS_INIT;
+    o.workspace = ws;
+    for (int i = 0; i < 5; i++) {
+        sbx_session *s = NULL;
+        if (sbx_session_new(&o, &s, NULL) < 0 || sbx_session_start(s, NULL) < 0) {
+            sbx_session_free(s);
+            return (void *)1;
+        }
+        sbx_session_free(s);
+    }
+    return NULL;
+}
+
+Test(backend_lifecycle, concurrent_starts_with_idmapped_workspaces_do_not_deadlock)
+{
+    SBX_TEST_SKIP_UNLESS(geteuid() == 0, "idmapped workspaces are made when sbx runs as root");
+    char ws[2][32] = {"/tmp/sbx-test-ws-XXXXXX", "/tmp/sbx-test-ws-XXXXXX"};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) {
+        sbx_test_mkdtemp_ws(ws[i]);
+        cr_assert_eq(pthread_create(&t[i], NULL, start_idmapped, ws[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        void *rc;
+        pthread_join(t[i], &rc);
+        cr_expect_null(rc, "a start failed");
+        cr_expect_eq(rmdir(ws[i]), 0);
+    }
 }
