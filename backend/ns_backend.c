@@ -63,6 +63,7 @@ const struct sbx_backend_ops sbx__ns_backend_ops = {
     .start = sbx__ns_start,
     .start_begin = sbx__ns_start_begin,
     .start_wait = sbx__ns_start_wait,
+    .seccomp_compile = sbx__seccomp_compile,
     .exec = sbx__ns_exec,
     .alive = ns_alive,
     .kill = ns_kill,

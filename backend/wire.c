@@ -49,6 +49,13 @@ void sbx__wbuf_str(struct sbx_wbuf *b, const char *s)
         wbuf_put(b, s, n);
 }
 
+void sbx__wbuf_bytes(struct sbx_wbuf *b, const void *p, uint32_t len)
+{
+    sbx__wbuf_u32(b, len);
+    if (len)
+        wbuf_put(b, p, len);
+}
+
 void sbx__wbuf_strv(struct sbx_wbuf *b, const char *const *v)
 {
     uint32_t n = 0;
@@ -112,6 +119,27 @@ char *sbx__rbuf_str(struct sbx_rbuf *r)
     s[n] = '\0';
     r->off += n;
     return s;
+}
+
+unsigned char *sbx__rbuf_bytes(struct sbx_rbuf *r, uint32_t *len)
+{
+    uint32_t n = sbx__rbuf_u32(r);
+    *len = 0;
+    if (r->bad || r->len - r->off < n) {
+        r->bad = 1;
+        return NULL;
+    }
+    if (n == 0)
+        return NULL;
+    unsigned char *p = malloc(n);
+    if (!p) {
+        r->bad = 1;
+        return NULL;
+    }
+    memcpy(p, r->data + r->off, n);
+    r->off += n;
+    *len = n;
+    return p;
 }
 
 char **sbx__rbuf_strv(struct sbx_rbuf *r, uint32_t max)

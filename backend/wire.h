@@ -50,6 +50,7 @@ void sbx__wbuf_u32(struct sbx_wbuf *b, uint32_t v);
 void sbx__wbuf_u64(struct sbx_wbuf *b, uint64_t v);
 void sbx__wbuf_str(struct sbx_wbuf *b, const char *s); /* NULL is sent as empty */
 void sbx__wbuf_strv(struct sbx_wbuf *b, const char *const *v);
+void sbx__wbuf_bytes(struct sbx_wbuf *b, const void *p, uint32_t len);
 void sbx__wbuf_free(struct sbx_wbuf *b);
 
 /* Bounds-checked reader over a received payload. Any overrun sets `bad`. */
@@ -64,6 +65,9 @@ uint64_t sbx__rbuf_u64(struct sbx_rbuf *r);
 /* Returns a malloc'd NUL-terminated copy (NULL and `bad` set on error). Strings with an
  * embedded NUL are rejected. */
 char *sbx__rbuf_str(struct sbx_rbuf *r);
+/* Returns a malloc'd copy of a length-prefixed byte string (NULL for length 0) and its
+ * length in *len. */
+unsigned char *sbx__rbuf_bytes(struct sbx_rbuf *r, uint32_t *len);
 /* Returns a malloc'd NULL-terminated vector; at most `max` entries. */
 char **sbx__rbuf_strv(struct sbx_rbuf *r, uint32_t max);
 

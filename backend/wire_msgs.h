@@ -44,6 +44,8 @@ struct sbx_wire_config {
     char *user_name; /* name of sandbox_uid in the generated /etc/passwd */
     uint32_t n_mounts; /* mounts[0] is the workspace, at `root` */
     struct sbx_wire_mount *mounts;
+    unsigned char *filter; /* seccomp BPF program (struct sock_filter[]) for commands */
+    uint32_t filter_len;   /* bytes; 0: none */
 };
 
 enum sbx_wire_exec_flags {

@@ -31,6 +31,11 @@
 
 enum state { ST_NEW, ST_RUNNING, ST_DOWN };
 
+/* The default policy compiled at build time (generated/seccomp_default_bpf.c, made by
+ * tools/gen-seccomp, which does not link this file). */
+extern const unsigned char sbx__default_bpf[];
+extern const size_t sbx__default_bpf_len;
+
 struct sbx_session {
     enum state state;
     char id[37];
@@ -45,6 +50,10 @@ struct sbx_session {
     unsigned flags;
     char *agent_path;
     struct sbx_backend_ids ids;
+    struct sbx_sc_policy seccomp;
+    int seccomp_is_default;   /* the built-in policy, as is: the precompiled filter fits */
+    unsigned char *seccomp_bpf; /* compiled at start() when it does not */
+    size_t seccomp_bpf_len;
     const struct sbx_backend_ops *ops;
     struct sbx_sandbox *sb;
     pthread_mutex_t lock; /* guards state, sb and inflight against concurrent execs */
@@ -186,6 +195,13 @@ int sbx_session_new(const sbx_session_opts *o, sbx_session **out, sbx_error **er
         sbx_session_free(s);
         return sbx_err(err, SBX_ENOMEM, 0, "create", "out of memory");
     }
+    s->seccomp_is_default = !o->seccomp_policy && !(o->flags & SBX_SESSION_ALLOW_PTRACE);
+    r = sbx__sc_parse(o->seccomp_policy ? o->seccomp_policy : sbx_seccomp_default_policy(),
+                      (o->flags & SBX_SESSION_ALLOW_PTRACE) != 0, &s->seccomp, err);
+    if (r < 0) {
+        sbx_session_free(s);
+        return r;
+    }
     *out = s;
     return 0;
 }
@@ -212,7 +228,21 @@ static int start_sandbox(sbx_session *s, int begin_only, sbx_error **err)
     } else if ((r = sbx__workspace_check(s->workspace, err)) < 0) {
         return r;
     }
+    const unsigned char *bpf = s->seccomp_bpf;
+    size_t bpf_len = s->seccomp_bpf_len;
+    if (s->seccomp_is_default) {
+        bpf = sbx__default_bpf;
+        bpf_len = sbx__default_bpf_len;
+    } else if (!bpf) {
+        r = s->ops->seccomp_compile(&s->seccomp, &s->seccomp_bpf, &s->seccomp_bpf_len, err);
+        if (r < 0)
+            return r;
+        bpf = s->seccomp_bpf;
+        bpf_len = s->seccomp_bpf_len;
+    }
     struct sbx_backend_config c = {
+        .seccomp_bpf = bpf,
+        .seccomp_bpf_len = bpf_len,
         .workspace = s->workspace,
         .root = s->root,
         .hostname = s->hostname,
@@ -360,6 +390,8 @@ void sbx_session_free(sbx_session *s)
     free(s->binds);
     sbx__strv_free(s->env);
     free(s->agent_path);
+    sbx__sc_free(&s->seccomp);
+    free(s->seccomp_bpf);
     pthread_cond_destroy(&s->idle);
     pthread_mutex_destroy(&s->lock);
     free(s);
@@ -605,5 +637,22 @@ int sbx_run(const sbx_session_opts *so, const sbx_exec_opts *xo, sbx_exec_result
             sbx_error_free(xerr);
     }
     sbx_session_free(s);
+    return r;
+}
+
+int sbx_seccomp_check(const char *policy, int allow_ptrace, char **out, sbx_error **err)
+{
+    *out = NULL;
+    struct sbx_sc_policy p;
+    int r = sbx__sc_parse(policy ? policy : sbx_seccomp_default_policy(), allow_ptrace, &p, err);
+    if (r < 0)
+        return r;
+    unsigned char *bpf = NULL;
+    size_t len = 0;
+    r = sbx__ns_backend_ops.seccomp_compile(&p, &bpf, &len, err);
+    free(bpf);
+    if (r == 0 && !(*out = sbx__sc_print(&p)))
+        r = sbx_err(err, SBX_ENOMEM, 0, "seccomp", "out of memory");
+    sbx__sc_free(&p);
     return r;
 }

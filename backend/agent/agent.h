@@ -37,6 +37,10 @@ int sbx_agent_net_begin(struct sbx_agent_net *n);
 int sbx_agent_net_join(struct sbx_agent_net *n, struct sbx_agent_fail *fail);
 void sbx_agent_net_end(struct sbx_agent_net *n);
 
+/* The seccomp program every command loads before execve (from CONFIG; empty: none). */
+extern unsigned char *sbx_agent_filter;
+extern uint32_t sbx_agent_filter_len;
+
 /* Serves one operation channel in a forked worker (exec_worker.c); never returns. */
 __attribute__((noreturn)) void sbx_agent_serve_op(int chan);
 

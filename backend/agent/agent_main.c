@@ -27,6 +27,9 @@
 
 #include "agent.h"
 
+unsigned char *sbx_agent_filter;
+uint32_t sbx_agent_filter_len;
+
 static void reap_all(void)
 {
     while (waitpid(-1, NULL, WNOHANG | __WALL) > 0)
@@ -105,6 +108,9 @@ static int setup(int sock)
         sbx_agent_net_end(&net);
     for (size_t i = 0; i < n_fds; i++)
         close(fds[i]);
+    sbx_agent_filter = c.filter; /* kept for the life of the agent */
+    sbx_agent_filter_len = c.filter_len;
+    c.filter = NULL;
     int detached = (c.flags & SBX_CFG_DETACHED) != 0;
     int range_mapped = (c.flags & SBX_CFG_RANGE_MAP) != 0;
     sbx__wire_config_clear(&c);

@@ -7,7 +7,7 @@
  *
  * The command's child side follows the hazard order of bubblewrap and crun: new session,
  * stdio, groups/gid/uid, capability drop (bounding set first: it needs CAP_SETPCAP),
- * no_new_privs, cwd, every other fd marked close-on-exec, execve. A failure before execve is
+ * no_new_privs, cwd, every other fd marked close-on-exec, the seccomp filter last, execve. A failure before execve is
  * written as {errno, stage} to a close-on-exec pipe, so the worker can tell "could not
  * start" from "started and exited 127".
  */
@@ -15,6 +15,8 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -129,6 +131,13 @@ __attribute__((noreturn)) static void run_child(const struct sbx_wire_exec *x, c
     /* Every fd but 0-2 goes at execve, the error pipe included (it is O_CLOEXEC). */
     if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) < 0)
         child_fail(pipe_fd, "close_range");
+    /* Last, right before execve: nothing after this may need a call the filter refuses. */
+    if (sbx_agent_filter_len) {
+        struct sock_fprog prog = {.len = (unsigned short)(sbx_agent_filter_len / 8),
+                                  .filter = (struct sock_filter *)sbx_agent_filter};
+        if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0)
+            child_fail(pipe_fd, "seccomp");
+    }
     exec_search(x->argv, x->env);
     child_fail(pipe_fd, "execve");
 }

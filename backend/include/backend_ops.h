@@ -20,6 +20,32 @@ struct sbx_backend_bind {
     int readonly;
 };
 
+/* A seccomp policy as data (parsed by core from its text form, compiled by the backend). */
+enum sbx_sc_action { SBX_SC_ALLOW, SBX_SC_ERRNO, SBX_SC_KILL, SBX_SC_LOG };
+enum sbx_sc_op { SBX_SC_EQ, SBX_SC_NE, SBX_SC_LT, SBX_SC_LE, SBX_SC_GT, SBX_SC_GE, SBX_SC_MASKED_EQ };
+#define SBX_SC_MAX_CONDS 6
+
+struct sbx_sc_cond {
+    unsigned arg; /* 0..5 */
+    int op;       /* enum sbx_sc_op */
+    uint64_t mask, value;
+};
+
+struct sbx_sc_rule {
+    unsigned line; /* in the policy text, for messages */
+    char syscall[48];
+    int action;    /* enum sbx_sc_action */
+    int errnum;    /* with SBX_SC_ERRNO */
+    unsigned n_conds;
+    struct sbx_sc_cond conds[SBX_SC_MAX_CONDS];
+};
+
+struct sbx_sc_policy {
+    int default_action, default_errnum;
+    size_t n_rules;
+    struct sbx_sc_rule *rules;
+};
+
 struct sbx_backend_config {
     const char *workspace; /* host directory (exists) */
     const char *root;      /* mount point inside, absolute */
@@ -30,6 +56,8 @@ struct sbx_backend_config {
     int detached;
     const char *agent_path; /* NULL = locate */
     const char *id;         /* session id, for names and messages */
+    const unsigned char *seccomp_bpf;   /* compiled filter applied to every command */
+    size_t seccomp_bpf_len;             /* 0: none */
 };
 
 /* Ids the backend will use for the sandbox user and root, and whether a range is mapped
@@ -71,6 +99,9 @@ struct sbx_backend_ops {
     int (*start_begin)(const struct sbx_backend_config *c, struct sbx_sandbox **out,
                        sbx_error **err);
     int (*start_wait)(struct sbx_sandbox *sb, sbx_error **err);
+    /* Compiles a seccomp policy as start() would (for checking and dumping one). */
+    int (*seccomp_compile)(const struct sbx_sc_policy *p, unsigned char **out, size_t *len,
+                           sbx_error **err);
     int (*exec)(struct sbx_sandbox *sb, const struct sbx_backend_exec *x,
                 struct sbx_backend_exec_out *out, sbx_error **err);
     int (*alive)(struct sbx_sandbox *sb);
@@ -82,6 +113,11 @@ struct sbx_backend_ops {
      * may be in flight. sb is gone afterwards. */
     int (*destroy)(struct sbx_sandbox *sb, sbx_error **err);
 };
+
+/* Compiles a policy to a BPF program for this machine's architecture (foreign ABIs are
+ * killed). *out is malloc'd, *len in bytes. Errors name the policy line. */
+int sbx__seccomp_compile(const struct sbx_sc_policy *p, unsigned char **out, size_t *len,
+                         sbx_error **err);
 
 extern const struct sbx_backend_ops sbx__ns_backend_ops;
 

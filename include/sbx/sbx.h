@@ -4,6 +4,7 @@
 
 #include "error.h"
 #include "exec.h"
+#include "seccomp.h"
 #include "session.h"
 
 #ifdef __cplusplus

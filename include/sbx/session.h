@@ -40,8 +40,11 @@ enum sbx_session_flags {
     SBX_SESSION_DETACHED = 1u << 0,
     /* Keep a workspace that sbx created itself when the session is freed. */
     SBX_SESSION_KEEP_WORKSPACE = 1u << 1,
+    /* Let commands trace each other (ptrace, process_vm_readv/writev), for debuggers. */
+    SBX_SESSION_ALLOW_PTRACE = 1u << 2,
 };
-#define SBX_SESSION_FLAGS_ALL (SBX_SESSION_DETACHED | SBX_SESSION_KEEP_WORKSPACE)
+#define SBX_SESSION_FLAGS_ALL                                                                 \
+    (SBX_SESSION_DETACHED | SBX_SESSION_KEEP_WORKSPACE | SBX_SESSION_ALLOW_PTRACE)
 
 /* Session options. Zero in any field means its default. Fill with SBX_SESSION_OPTS_INIT. */
 typedef struct sbx_session_opts {
@@ -60,8 +63,8 @@ typedef struct sbx_session_opts {
     unsigned flags;            /* enum sbx_session_flags */
     const char *agent_path;    /* sbx-agent binary; default: $SBX_AGENT_PATH, next to the
                                   running program, then the installed libexec path */
-    const char *runtime_dir;   /* host directory for detached sessions' sockets;
-                                  default /run/sbx (root) or $XDG_RUNTIME_DIR/sbx */
+    const char *seccomp_policy; /* seccomp policy text for every command (sbx/seccomp.h);
+                                  NULL: sbx_seccomp_default_policy() */
 } sbx_session_opts;
 
 #define SBX_SESSION_OPTS_INIT {.size = sizeof(sbx_session_opts)}

@@ -13,12 +13,15 @@
 #define SBX_EXIT_NOT_FOUND      127
 
 int sbx_cmd_run(int argc, char **argv);
+int sbx_cmd_seccomp(int argc, char **argv);
 
 /* cli_opts.c */
 /* Parses a non-negative number of seconds ("1.5"); -1 if malformed. */
 double sbx_cli_parse_seconds(const char *s);
 /* Splits "SRC[:DST]" into a bind; DST defaults to SRC. Returns 0 or -1 with a message. */
 int sbx_cli_parse_bind(const char *arg, int readonly, sbx_bind *out, char *msg, size_t msg_len);
+/* Reads a whole (small, <= 1 MiB) text file; NULL with a message on failure. */
+char *sbx_cli_read_file(const char *path, char *msg, size_t msg_len);
 /* Prints "sbx: <message>" for an error, with its code name. */
 void sbx_cli_print_error(const char *what, const sbx_error *e);
 /* Maps an exec error to the exit status `sbx run` returns. */

@@ -1,4 +1,5 @@
 /* cli_opts.c — option parsing and error reporting shared by subcommands. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,4 +74,25 @@ int sbx_cli_exit_for_error(const sbx_error *e)
     default:
         return SBX_EXIT_SBX_FAILED;
     }
+}
+
+char *sbx_cli_read_file(const char *path, char *msg, size_t msg_len)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        snprintf(msg, msg_len, "cannot open '%s': %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1u << 20;
+    char *buf = malloc(cap + 1);
+    size_t n = buf ? fread(buf, 1, cap + 1, f) : 0;
+    int bad = !buf || ferror(f) || n > cap;
+    fclose(f);
+    if (bad) {
+        snprintf(msg, msg_len, "cannot read '%s' (larger than 1 MiB, or unreadable)", path);
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
 }

@@ -34,6 +34,9 @@ static void usage(FILE *f)
             "      --hostname NAME    hostname inside (default sbx)\n"
             "      --bind SRC[:DST]   bind a host path read-write (repeatable)\n"
             "      --ro-bind SRC[:DST] bind a host path read-only (repeatable)\n"
+            "      --seccomp FILE     seccomp policy for the command (default: the built-in one,\n"
+            "                         see sbx seccomp dump)\n"
+            "      --allow-ptrace     let commands trace each other (debuggers)\n"
             "      --json             print one JSON object {exit_code, timed_out, duration_ms,\n"
             "                         stdout, stderr} instead of passing output through\n"
             "  -h, --help             show this help\n"
@@ -50,6 +53,7 @@ struct run_opts {
     sbx_bind binds[MAX_LIST];
     size_t n_binds;
     int json, keep, stdin_in;
+    char *seccomp; /* policy text read from --seccomp FILE */
 };
 
 __attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
@@ -65,7 +69,7 @@ __attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
 
 static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
 {
-    enum { O_KEEP = 256, O_ROOT, O_HOSTNAME, O_BIND, O_RO_BIND, O_JSON };
+    enum { O_KEEP = 256, O_ROOT, O_HOSTNAME, O_BIND, O_RO_BIND, O_JSON, O_SECCOMP, O_PTRACE };
     static const struct option longs[] = {
         {"workspace", required_argument, NULL, 'w'}, {"keep", no_argument, NULL, O_KEEP},
         {"root", required_argument, NULL, O_ROOT},   {"timeout", required_argument, NULL, 't'},
@@ -73,7 +77,8 @@ static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
         {"user", required_argument, NULL, 'u'},      {"hostname", required_argument, NULL, O_HOSTNAME},
         {"bind", required_argument, NULL, O_BIND},   {"ro-bind", required_argument, NULL, O_RO_BIND},
         {"json", no_argument, NULL, O_JSON},         {"help", no_argument, NULL, 'h'},
-        {"stdin", no_argument, NULL, 'i'},
+        {"stdin", no_argument, NULL, 'i'},           {"seccomp", required_argument, NULL, O_SECCOMP},
+        {"allow-ptrace", no_argument, NULL, O_PTRACE},
         {NULL, 0, NULL, 0}};
     char msg[512];
     int c;
@@ -125,6 +130,15 @@ static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
             break;
         case 'i':
             ro->stdin_in = 1;
+            break;
+        case O_SECCOMP:
+            free(ro->seccomp);
+            if (!(ro->seccomp = sbx_cli_read_file(optarg, msg, sizeof(msg))))
+                return fail("%s", msg);
+            ro->so.seccomp_policy = ro->seccomp;
+            break;
+        case O_PTRACE:
+            ro->so.flags |= SBX_SESSION_ALLOW_PTRACE;
             break;
         case 'h':
             usage(stdout);
@@ -226,5 +240,6 @@ int sbx_cmd_run(int argc, char **argv)
         free((char *)ro.binds[i].src);
         free((char *)ro.binds[i].dst);
     }
+    free(ro.seccomp);
     return r;
 }

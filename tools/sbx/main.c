@@ -12,6 +12,8 @@ static void usage(FILE *f)
                "\n"
                "commands:\n"
                "  run [options] -- CMD [ARGS...]   run one command in a fresh sandbox\n"
+               "  seccomp dump [FILE]              print the effective seccomp policy (the\n"
+               "                                   built-in one, or FILE checked)\n"
                "\n"
                "options:\n"
                "  -h, --help      show this help (sbx run --help for run's options)\n"
@@ -35,6 +37,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "run") == 0)
         return sbx_cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "seccomp") == 0)
+        return sbx_cmd_seccomp(argc - 1, argv + 1);
     fprintf(stderr, "sbx: unknown command '%s' (see sbx --help)\n", cmd);
     return 2;
 }

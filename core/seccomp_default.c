@@ -1,0 +1,91 @@
+/* seccomp_default.c — the built-in policy for untrusted code. Everything not listed is
+ * allowed; what is listed is refused with an errno (not killed), so a program that probes a
+ * feature degrades instead of dying. Foreign ABIs (i386, x32) are killed by the compiler,
+ * whatever the policy says, since a filter for one ABI is no filter for another. */
+#include <pthread.h>
+#include <stdio.h>
+
+#include "core.h"
+
+static const char *base_policy(void)
+{
+    return "# sbx default seccomp policy for untrusted code\n"
+           "default allow\n"
+           "# the kernel keyring is not namespaced\n"
+           "errno:EPERM keyctl\nerrno:EPERM add_key\nerrno:EPERM request_key\n"
+           "# kernel attack surface with a history of escapes\n"
+           "errno:EPERM bpf\nerrno:EPERM perf_event_open\nerrno:EPERM userfaultfd\n"
+           "errno:EPERM io_uring_setup\nerrno:EPERM io_uring_enter\nerrno:EPERM io_uring_register\n"
+           "# the machine itself\n"
+           "errno:EPERM kexec_load\nerrno:EPERM kexec_file_load\nerrno:EPERM init_module\n"
+           "errno:EPERM finit_module\nerrno:EPERM delete_module\nerrno:EPERM reboot\n"
+           "errno:EPERM swapon\nerrno:EPERM swapoff\nerrno:EPERM acct\n"
+           "errno:EPERM clock_settime\nerrno:EPERM clock_adjtime\nerrno:EPERM settimeofday\n"
+           "errno:EPERM adjtimex\n"
+           "# mounts and namespaces: the sandbox's layout is fixed\n"
+           "errno:EPERM mount\nerrno:EPERM umount2\nerrno:EPERM pivot_root\nerrno:EPERM chroot\n"
+           "errno:EPERM fsopen\nerrno:EPERM fsmount\nerrno:EPERM fsconfig\nerrno:EPERM fspick\n"
+           "errno:EPERM move_mount\nerrno:EPERM open_tree\nerrno:EPERM mount_setattr\n"
+           "errno:EPERM unshare\nerrno:EPERM setns\n"
+           "# clone3 passes its flags in memory, out of a filter's reach: libc falls back to\n"
+           "# clone, whose namespace flags are refused here\n"
+           "errno:ENOSYS clone3\n"
+           "errno:EPERM clone arg0 &0x10000000 == 0x10000000\n"  /* CLONE_NEWUSER */
+           "errno:EPERM clone arg0 &0x00020000 == 0x00020000\n"  /* CLONE_NEWNS */
+           "errno:EPERM clone arg0 &0x20000000 == 0x20000000\n"  /* CLONE_NEWPID */
+           "errno:EPERM clone arg0 &0x40000000 == 0x40000000\n"  /* CLONE_NEWNET */
+           "errno:EPERM clone arg0 &0x04000000 == 0x04000000\n"  /* CLONE_NEWUTS */
+           "errno:EPERM clone arg0 &0x08000000 == 0x08000000\n"  /* CLONE_NEWIPC */
+           "errno:EPERM clone arg0 &0x02000000 == 0x02000000\n"  /* CLONE_NEWCGROUP */
+           "errno:EPERM clone arg0 &0x00000080 == 0x00000080\n"  /* CLONE_NEWTIME */
+           "# file handles bypass the mount tree\n"
+           "errno:EPERM open_by_handle_at\nerrno:EPERM name_to_handle_at\n"
+           "# tracing other processes (allowed with the ptrace switch, for debuggers)\n"
+           "errno:EPERM ptrace\nerrno:EPERM process_vm_readv\nerrno:EPERM process_vm_writev\n"
+           "# pushing input into a terminal: only the low 32 bits of the request count\n"
+           "# (CVE-2019-10063)\n"
+           "errno:EPERM ioctl arg1 &0xffffffff == 0x5412\n" /* TIOCSTI */
+           "errno:EPERM ioctl arg1 &0xffffffff == 0x541c\n" /* TIOCLINUX */
+           "# personalities that weaken the address space: see personality_rules()\n";
+}
+
+/* personality(2) takes the new persona in the low 32 bits and treats exactly 0xffffffff as a
+ * query. Refusing "flag F set, unless the value is the query" with masked equality alone (one
+ * comparison per argument and rule) takes one rule per other bit: F set and bit b clear. A
+ * value with F set that clears no other bit is 0xffffffff, the query. */
+static size_t personality_rules(char *buf, size_t cap)
+{
+    static const unsigned long flags[] = {0x0040000,  /* ADDR_NO_RANDOMIZE */
+                                          0x0400000,  /* READ_IMPLIES_EXEC */
+                                          0x0200000,  /* ADDR_COMPAT_LAYOUT */
+                                          0x0100000,  /* MMAP_PAGE_ZERO */
+                                          0x0800000}; /* ADDR_LIMIT_32BIT */
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+        for (int b = 0; b < 32; b++) {
+            unsigned long bit = 1ul << b;
+            if (bit == flags[i])
+                continue;
+            int k = snprintf(buf + n, cap - n, "errno:EPERM personality arg0 &0x%lx == 0x%lx\n",
+                             flags[i] | bit, flags[i]);
+            if (k < 0 || (size_t)k >= cap - n)
+                return n;
+            n += (size_t)k;
+        }
+    return n;
+}
+
+static char policy[16384];
+
+static void build_policy(void)
+{
+    size_t n = (size_t)snprintf(policy, sizeof(policy), "%s", base_policy());
+    personality_rules(policy + n, sizeof(policy) - n);
+}
+
+const char *sbx_seccomp_default_policy(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, build_policy);
+    return policy;
+}

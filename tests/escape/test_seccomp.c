@@ -1,0 +1,446 @@
+/* The default seccomp filter every command runs under: the kernel interfaces with a history
+ * of escapes are refused (EPERM; ENOSYS for clone3, so libc falls back to clone, whose
+ * namespace flags the filter can see), terminal injection is refused whatever the high bits
+ * of the ioctl request, personalities that weaken the address space are refused, and a
+ * system call through a foreign ABI (i386, x32) kills the command. Each test makes the call
+ * for real, as root inside where possible, with arguments under which it would otherwise
+ * succeed or fail differently, and checks it failed the filter's way; ordinary programs
+ * (threads, fork, posix_spawn, a shell) keep working. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+TestSuite(escape_seccomp, .init = sbx_test_setup, .fini = sbx_test_teardown, .timeout = 60);
+
+#define S                sbx_test_S
+#define ROOT_IF_POSSIBLE (geteuid() == 0 ? "root" : NULL)
+
+#if defined(__x86_64__)
+#define X86_64_ONLY() ((void)0)
+#else
+#define X86_64_ONLY() cr_skip_test("system call numbers and ABIs are those of x86_64")
+#endif
+
+/* Runs `script` as root inside (when the id map allows it) and asserts the call succeeded. */
+static sbx_exec_result *run(const char *script)
+{
+    sbx_exec_result *r = NULL;
+    sbx_error *err = NULL;
+    cr_assert_eq(sbx_test_sh_as(S, ROOT_IF_POSSIBLE, script, &r, &err), 0, "exec: %s",
+                 sbx_error_message(err));
+    return r;
+}
+
+/* Python helpers every program below starts with. T(label, nr, args...) makes a raw system
+ * call and prints "label=ok" or "label=<errno name>"; F does the same in a forked child (for
+ * calls that would change the caller, such as unshare); CL makes a fork-like clone whose
+ * child leaves at once. Integers go as longs, so a request keeps its high bits. NS lists the
+ * namespace flags.
+ *
+ * in_userns(fn) runs fn in a child that first tries to make a user and mount namespace of
+ * its own: without the filter it gets every capability there, so a refusal then comes from
+ * the filter, not from a capability check that would also have failed. (No id map: root
+ * inside may not map itself, so further user namespaces are tried from the top level.) */
+static const char PY_PRELUDE[] =
+    "import ctypes as C, errno, os, struct, sys, traceback\n"
+    "L = C.CDLL(None, use_errno=True)\n"
+    "L.syscall.restype = C.c_long\n"
+    "AT = -100\n"
+    "NS = (('user', 0x10000000), ('mnt', 0x20000), ('pid', 0x20000000), ('net', 0x40000000),\n"
+    "      ('uts', 0x4000000), ('ipc', 0x8000000), ('cgroup', 0x2000000), ('time', 0x80))\n"
+    "def sc(nr, *a):\n"
+    "    C.set_errno(0)\n"
+    "    r = L.syscall(C.c_long(nr), *[C.c_long(x) if isinstance(x, int) else x for x in a])\n"
+    "    return r, C.get_errno()\n"
+    "def en(r, e):\n"
+    "    return 'ok' if r >= 0 else errno.errorcode.get(e, str(e))\n"
+    "def say(label, r, e):\n"
+    "    print(label + '=' + en(r, e), flush=True)\n"
+    "def T(label, nr, *a):\n"
+    "    r, e = sc(nr, *a)\n"
+    "    say(label, r, e)\n"
+    "    return r\n"
+    "def F(label, nr, *a):\n"
+    "    pid = os.fork()\n"
+    "    if pid == 0:\n"
+    "        try:\n"
+    "            r, e = sc(nr, *a)\n"
+    "            os._exit(0 if r >= 0 else e)\n"
+    "        except BaseException:\n"
+    "            os._exit(255)\n"
+    "    c = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])\n"
+    "    say(label, -c, c)\n"
+    "def CL(label, nr, *a):\n"
+    "    r, e = sc(nr, *a)\n"
+    "    if r == 0:\n"
+    "        os._exit(0)\n"
+    "    if r > 0:\n"
+    "        os.waitpid(r, 0x40000000)\n" /* __WALL: whatever its exit signal */
+    "    say(label, r, e)\n"
+    "def in_userns(fn):\n"
+    "    pid = os.fork()\n"
+    "    if pid == 0:\n"
+    "        try:\n"
+    "            sc(272, 0x10000000 | 0x20000)\n"
+    "            fn()\n"
+    "            sys.stdout.flush()\n"
+    "            os._exit(0)\n"
+    "        except BaseException:\n"
+    "            traceback.print_exc()\n"
+    "            os._exit(1)\n"
+    "    if os.waitpid(pid, 0)[1]:\n"
+    "        print('in_userns: the child failed')\n";
+
+/* Runs the python3 program `body` (after PY_PRELUDE) and expects exactly `expected` on its
+ * stdout and a clean exit. */
+static void expect_py(const char *body, const char *expected)
+{
+    X86_64_ONLY();
+    char *script = NULL;
+    cr_assert(asprintf(&script, "python3 - <<'EOF'\n%s%s\nEOF\n", PY_PRELUDE, body) > 0);
+    sbx_exec_result *r = run(script);
+    free(script);
+    cr_expect_eq(r->exit_code, 0, "python3 exited %d: %s", r->exit_code, (char *)r->err);
+    cr_expect_str_eq((char *)r->out, expected, "got:\n%s\nexpected:\n%s\nstderr: %s",
+                     (char *)r->out, expected, (char *)r->err);
+    sbx_exec_result_free(r);
+}
+
+Test(escape_seccomp, commands_run_under_a_filter_as_any_user)
+{
+    static const char script[] = "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status";
+    sbx_exec_result *r = sbx_test_sh(S, script);
+    cr_expect_str_eq((char *)r->out, "NoNewPrivs:\t1\nSeccomp:\t2\n");
+    sbx_exec_result_free(r);
+    r = run(script);
+    cr_expect_str_eq((char *)r->out, "NoNewPrivs:\t1\nSeccomp:\t2\n");
+    sbx_exec_result_free(r);
+}
+
+Test(escape_seccomp, the_kernel_keyring_is_refused)
+{
+    /* Keyrings are shared with the host kernel; each call here works for any user. */
+    expect_py("T('keyctl', 250, 0, -3, 1)\n" /* KEYCTL_GET_KEYRING_ID, session, create */
+              "T('add_key', 248, b'user', b'sbx-escape', b'secret', 6, -2)\n" /* process */
+              "T('request_key', 249, b'user', b'sbx-escape', None, -2)\n",
+              "keyctl=EPERM\nadd_key=EPERM\nrequest_key=EPERM\n");
+}
+
+Test(escape_seccomp, bpf_perf_events_and_userfaultfd_are_refused)
+{
+    expect_py("a = C.create_string_buffer(128)\n"
+              "struct.pack_into('IIII', a, 0, 2, 4, 4, 1)\n" /* an array map */
+              "T('bpf', 321, 0, a, 128)\n"                   /* BPF_MAP_CREATE */
+              /* Counting the task clock of this process, user space only: what
+               * perf_event_paranoid 2 lets anyone do. */
+              "p = C.create_string_buffer(128)\n"
+              "struct.pack_into('IIQ', p, 0, 1, 128, 1)\n"
+              "struct.pack_into('Q', p, 40, 1 | 1 << 5 | 1 << 6)\n"
+              "T('perf_event_open', 298, p, 0, -1, -1, 8)\n"
+              "T('userfaultfd', 323, os.O_CLOEXEC | 1)\n", /* UFFD_USER_MODE_ONLY */
+              "bpf=EPERM\nperf_event_open=EPERM\nuserfaultfd=EPERM\n");
+}
+
+Test(escape_seccomp, modules_kexec_reboot_swap_and_accounting_are_refused)
+{
+    expect_py("T('kexec_load', 246, 0, 0, None, 0)\n"
+              "T('kexec_file_load', 320, -1, -1, 0, None, 0)\n"
+              "T('init_module', 175, b'\\x7fELF', 4, b'')\n"
+              "T('finit_module', 313, os.open('/dev/null', os.O_RDONLY), b'', 0)\n"
+              "T('delete_module', 176, b'ext4', os.O_NONBLOCK)\n"
+              /* LINUX_REBOOT_CMD_CAD_OFF: harmless even where it would be allowed */
+              "T('reboot', 169, 0xfee1dead, 672274793, 0)\n"
+              "T('swapon', 167, b'/workspace/swap', 0)\n"
+              "T('swapoff', 168, b'/workspace/swap')\n"
+              "T('acct', 163, b'/workspace/acct')\n",
+              "kexec_load=EPERM\nkexec_file_load=EPERM\ninit_module=EPERM\nfinit_module=EPERM\n"
+              "delete_module=EPERM\nreboot=EPERM\nswapon=EPERM\nswapoff=EPERM\nacct=EPERM\n");
+}
+
+Test(escape_seccomp, the_mount_table_cannot_be_changed)
+{
+    /* In an order where no call changes what the next one sees, were it allowed: chroot in
+     * a child of its own, pivot_root last. */
+    expect_py("def attack():\n"
+              "    T('mount', 165, b'none', b'/tmp', b'tmpfs', 0, None)\n"
+              "    T('umount2', 166, b'/proc', 2)\n" /* MNT_DETACH */
+              "    F('chroot', 161, b'/tmp')\n"
+              "    fs = T('fsopen', 430, b'tmpfs', 1)\n"
+              "    T('fsconfig', 431, fs, 6, None, None, 0)\n" /* FSCONFIG_CMD_CREATE */
+              "    T('fsmount', 432, fs, 1, 0)\n"
+              "    T('fspick', 433, AT, b'/workspace', 1)\n"
+              "    ma = C.create_string_buffer(32)\n"
+              "    struct.pack_into('Q', ma, 8, 2 | 4)\n" /* attr_clr = NOSUID | NODEV */
+              "    T('mount_setattr', 442, AT, b'/tmp', 0, ma, 32)\n"
+              /* A detached copy of /usr (OPEN_TREE_CLONE | CLOEXEC | AT_RECURSIVE), moved
+               * onto /tmp; and a plain O_PATH handle, which needs no privilege at all. */
+              "    t = T('open_tree', 428, AT, b'/usr', 1 | 0x80000 | 0x8000)\n"
+              "    T('open_tree_handle', 428, AT, b'/workspace', 0x80000)\n"
+              "    T('move_mount', 429, t, b'', AT, b'/tmp', 4)\n" /* MOVE_MOUNT_F_EMPTY_PATH */
+              "    T('pivot_root', 155, b'/tmp', b'/tmp')\n"
+              "in_userns(attack)\n",
+              "mount=EPERM\numount2=EPERM\nchroot=EPERM\nfsopen=EPERM\nfsconfig=EPERM\n"
+              "fsmount=EPERM\nfspick=EPERM\nmount_setattr=EPERM\nopen_tree=EPERM\n"
+              "open_tree_handle=EPERM\nmove_mount=EPERM\npivot_root=EPERM\n");
+}
+
+Test(escape_seccomp, no_namespace_can_be_entered_or_made_with_unshare_or_setns)
+{
+    /* Each other flag alone from a user namespace of its own, where it would be allowed. */
+    expect_py("def attack():\n"
+              "    for n, f in NS[1:]:\n"
+              "        F('unshare_' + n, 272, f)\n"
+              "    T('setns_own', 308, os.open('/proc/self/ns/mnt', os.O_RDONLY), 0x20000)\n"
+              "    T('setns_pid1', 308, os.pidfd_open(1), 0x20000 | 0x40000000)\n"
+              "in_userns(attack)\n"
+              "F('unshare_user', 272, 0x10000000)\n"
+              "print('unshare_cmd=%d' % os.waitstatus_to_exitcode(\n"
+              "      os.system('unshare -U true 2>/dev/null')))\n",
+              "unshare_mnt=EPERM\nunshare_pid=EPERM\nunshare_net=EPERM\nunshare_uts=EPERM\n"
+              "unshare_ipc=EPERM\nunshare_cgroup=EPERM\nunshare_time=EPERM\nsetns_own=EPERM\n"
+              "setns_pid1=EPERM\nunshare_user=EPERM\nunshare_cmd=1\n");
+}
+
+Test(escape_seccomp, clone_with_namespace_flags_is_refused_and_clone3_is_not_there)
+{
+    /* Each other flag alone from a user namespace of its own, where it would be allowed.
+     * Clone's exit signal shares a bit with CLONE_NEWTIME, which the policy refuses there
+     * too. clone3 hides its flags in memory: ENOSYS, with namespace flags or without. */
+    expect_py("def attack():\n"
+              "    for n, f in NS[1:]:\n"
+              "        CL('clone_' + n, 56, f | 17, 0, None, None, 0)\n"
+              "in_userns(attack)\n"
+              "CL('clone_user', 56, 0x10000000 | 17, 0, None, None, 0)\n"
+              "a = C.create_string_buffer(64)\n"
+              "struct.pack_into('Q', a, 32, 17)\n" /* exit_signal = SIGCHLD */
+              "CL('clone3', 435, a, 64)\n"
+              "struct.pack_into('Q', a, 0, 0x10000000)\n"
+              "CL('clone3_user', 435, a, 64)\n",
+              "clone_mnt=EPERM\nclone_pid=EPERM\nclone_net=EPERM\nclone_uts=EPERM\n"
+              "clone_ipc=EPERM\nclone_cgroup=EPERM\nclone_time=EPERM\nclone_user=EPERM\n"
+              "clone3=ENOSYS\nclone3_user=ENOSYS\n");
+}
+
+Test(escape_seccomp, file_handles_cannot_reach_past_the_mount_tree)
+{
+    /* "Shocker": the handle of inode 2 (the root of an ext4 filesystem), opened through the
+     * workspace's mount, is the host filesystem's root directory. */
+    expect_py("h = C.create_string_buffer(8 + 128)\n"
+              "struct.pack_into('I', h, 0, 128)\n"
+              "mid = C.c_int()\n"
+              "T('name_to_handle_at', 303, AT, b'/workspace', h, C.byref(mid), 0)\n"
+              "root = C.create_string_buffer(16)\n"
+              "struct.pack_into('IiII', root, 0, 8, 1, 2, 0)\n" /* FILEID_INO32_GEN {2, 0} */
+              "T('open_by_handle_at', 304, os.open('/workspace', os.O_RDONLY), root,\n"
+              "  os.O_RDONLY | os.O_DIRECTORY)\n",
+              "name_to_handle_at=EPERM\nopen_by_handle_at=EPERM\n");
+}
+
+Test(escape_seccomp, other_processes_cannot_be_traced_or_read)
+{
+    /* A child of the caller, same credentials: what ptrace's own checks let through. */
+    expect_py("secret = C.create_string_buffer(b'secret', 16)\n"
+              "rd, wr = os.pipe()\n"
+              "pid = os.fork()\n"
+              "if pid == 0:\n"
+              "    os.read(rd, 1)\n"
+              "    os._exit(0)\n"
+              "class IOV(C.Structure):\n"
+              "    _fields_ = [('base', C.c_void_p), ('len', C.c_size_t)]\n"
+              "mine = C.create_string_buffer(16)\n"
+              "loc, rem = IOV(C.addressof(mine), 16), IOV(C.addressof(secret), 16)\n"
+              "T('process_vm_readv', 310, pid, C.byref(loc), 1, C.byref(rem), 1, 0)\n"
+              "T('process_vm_writev', 311, pid, C.byref(loc), 1, C.byref(rem), 1, 0)\n"
+              "T('ptrace', 101, 0x4206, pid, None, None)\n" /* PTRACE_SEIZE */
+              "os.kill(pid, 9)\n"
+              "os.waitpid(pid, 0)\n"
+              "print('read=%r' % mine.value)\n",
+              "process_vm_readv=EPERM\nprocess_vm_writev=EPERM\nptrace=EPERM\nread=b''\n");
+}
+
+Test(escape_seccomp, the_host_clock_cannot_be_set_or_adjusted)
+{
+    /* The clock is set to what it already reads; adjtimex/clock_adjtime only query
+     * (modes 0), which any user may do without the filter. */
+    expect_py("ts = (C.c_long * 2)()\n"
+              "sc(228, 0, ts)\n" /* clock_gettime(CLOCK_REALTIME) */
+              "T('clock_settime', 227, 0, ts)\n"
+              "tv = (C.c_long * 2)(ts[0], ts[1] // 1000)\n"
+              "T('settimeofday', 164, tv, None)\n"
+              "tx = C.create_string_buffer(512)\n"
+              "T('adjtimex', 159, tx)\n"
+              "T('clock_adjtime', 305, 0, tx)\n",
+              "clock_settime=EPERM\nsettimeofday=EPERM\nadjtimex=EPERM\nclock_adjtime=EPERM\n");
+}
+
+Test(escape_seccomp, io_uring_is_refused)
+{
+    expect_py("fd = T('io_uring_setup', 425, 4, C.create_string_buffer(120))\n"
+              "T('io_uring_enter', 426, fd, 0, 0, 0, None, 0)\n"
+              "T('io_uring_register', 427, fd, 8, C.create_string_buffer(16 + 256 * 8), 256)\n",
+              "io_uring_setup=EPERM\nio_uring_enter=EPERM\nio_uring_register=EPERM\n");
+}
+
+Test(escape_seccomp, no_input_can_be_pushed_into_a_terminal_whatever_the_high_bits)
+{
+    /* A pty made the controlling terminal of a new session, as TIOCSTI requires; the kernel
+     * reads the request as 32 bits, so 1 << 32 on top is still TIOCSTI (CVE-2019-10063).
+     * TIOCLINUX asks only for the shift state (subcode 6). */
+    expect_py("m, s = os.openpty()\n"
+              "rd, wr = os.pipe()\n"
+              "pid = os.fork()\n"
+              "if pid == 0:\n"
+              "    os.setsid()\n"
+              "    t = os.open(os.ttyname(s), os.O_RDWR)\n"
+              "    out = ''\n"
+              "    for label, req, ch in (('TIOCSTI', 0x5412, b'x'),\n"
+              "                           ('TIOCSTI_high', 0x5412 | 1 << 32, b'x'),\n"
+              "                           ('TIOCLINUX', 0x541c, b'\\x06'),\n"
+              "                           ('TIOCLINUX_high', 0x541c | 1 << 32, b'\\x06')):\n"
+              "        c = C.c_char(ch)\n"
+              "        out += label + '=' + en(*sc(16, t, req, C.byref(c))) + '\\n'\n"
+              "    os.write(wr, out.encode())\n"
+              "    os._exit(0)\n"
+              "os.close(wr)\n"
+              "print(os.read(rd, 4096).decode(), end='')\n"
+              "os.waitpid(pid, 0)\n",
+              "TIOCSTI=EPERM\nTIOCSTI_high=EPERM\nTIOCLINUX=EPERM\nTIOCLINUX_high=EPERM\n");
+}
+
+Test(escape_seccomp, personality_cannot_weaken_the_address_space)
+{
+    /* After each attempt, the personality now in force (queried with 0xffffffff), then back
+     * to PER_LINUX. Bit 31 and bit 32 on top must not let a flag through: the kernel takes
+     * 32 bits and treats only 0xffffffff as a query. setarch -R is the everyday attempt. */
+    expect_py("for label, v in (('ADDR_NO_RANDOMIZE', 0x0040000),\n"
+              "                 ('READ_IMPLIES_EXEC', 0x0400000),\n"
+              "                 ('ADDR_COMPAT_LAYOUT', 0x0200000),\n"
+              "                 ('MMAP_PAGE_ZERO', 0x0100000),\n"
+              "                 ('ADDR_LIMIT_32BIT', 0x0800000),\n"
+              "                 ('PER_LINUX32|ADDR_NO_RANDOMIZE', 0x0008 | 0x0040000),\n"
+              "                 ('bit31|ADDR_NO_RANDOMIZE', 0x80000000 | 0x0040000),\n"
+              "                 ('bit32|ADDR_NO_RANDOMIZE', 1 << 32 | 0x0040000)):\n"
+              "    r, e = sc(135, v)\n"
+              "    now = sc(135, 0xffffffff)[0]\n"
+              "    sc(135, 0)\n"
+              "    print('%s=%s now=%#x' % (label, en(r, e), now))\n"
+              "print('setarch_R=%d' % os.waitstatus_to_exitcode(\n"
+              "      os.system('setarch -R true 2>/dev/null')))\n"
+              "T('query', 135, 0xffffffff)\n"
+              "T('PER_LINUX', 135, 0)\n"
+              "T('PER_LINUX32', 135, 0x0008)\n"
+              "T('back_to_PER_LINUX', 135, 0)\n",
+              "ADDR_NO_RANDOMIZE=EPERM now=0x0\nREAD_IMPLIES_EXEC=EPERM now=0x0\n"
+              "ADDR_COMPAT_LAYOUT=EPERM now=0x0\nMMAP_PAGE_ZERO=EPERM now=0x0\n"
+              "ADDR_LIMIT_32BIT=EPERM now=0x0\nPER_LINUX32|ADDR_NO_RANDOMIZE=EPERM now=0x0\n"
+              "bit31|ADDR_NO_RANDOMIZE=EPERM now=0x0\nbit32|ADDR_NO_RANDOMIZE=EPERM now=0x0\n"
+              "setarch_R=1\nquery=ok\nPER_LINUX=ok\nPER_LINUX32=ok\nback_to_PER_LINUX=ok\n");
+}
+
+/* Copies the abi_probe built next to the tests into the workspace, owned as the workspace
+ * is, and runs it (as the command itself, not under sh) with `mode`: it is to mkdir
+ * /tmp/made-by-<mode>. `*made` tells whether that directory appeared. */
+static sbx_exec_result *run_abi_probe(const char *mode, int *made)
+{
+    X86_64_ONLY();
+    const char *ws = sbx_session_workspace(S);
+    struct stat st;
+    cr_assert_eq(stat(ws, &st), 0);
+    char dst[4096], script[256];
+    snprintf(dst, sizeof(dst), "%s/abi_probe", ws);
+    int in = open(sbx_test_bin("abi_probe"), O_RDONLY | O_CLOEXEC);
+    cr_assert(in >= 0, "%s not built: %s", sbx_test_bin("abi_probe"), strerror(errno));
+    int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
+    cr_assert(out >= 0, "%s: %s", dst, strerror(errno));
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(in, buf, sizeof(buf))) > 0)
+        cr_assert_eq(write(out, buf, (size_t)n), n);
+    cr_assert_eq(n, 0);
+    cr_assert_eq(fchmod(out, 0755), 0);
+    if (geteuid() == 0)
+        cr_assert_eq(fchown(out, st.st_uid, st.st_gid), 0);
+    close(out);
+    close(in);
+    snprintf(script, sizeof(script), "exec /workspace/abi_probe %s /tmp/made-by-%s", mode,
+             mode);
+    sbx_exec_result *r = run(script);
+    snprintf(script, sizeof(script), "test -d /tmp/made-by-%s && echo made", mode);
+    sbx_exec_result *check = run(script);
+    *made = strcmp((char *)check->out, "made\n") == 0;
+    sbx_exec_result_free(check);
+    return r;
+}
+
+/* A foreign-ABI system call must kill the command before it has any effect. */
+static void expect_killed(const char *mode)
+{
+    int made;
+    sbx_exec_result *r = run_abi_probe(mode, &made);
+    cr_expect_lt(r->exit_code, 0, "a %s system call did not kill the command: exit %d, '%s'",
+                 mode, r->exit_code, (char *)r->out);
+    if (r->exit_code < 0)
+        cr_expect(r->exit_code == -SIGSYS || r->exit_code == -SIGKILL,
+                  "killed by signal %d, not by the filter", -r->exit_code);
+    cr_expect_not(made, "the %s mkdir was made", mode);
+    cr_expect_str_empty((char *)r->out);
+    sbx_exec_result_free(r);
+}
+
+Test(escape_seccomp, native_system_calls_of_a_static_binary_work)
+{
+    int made;
+    sbx_exec_result *r = run_abi_probe("native", &made);
+    long pid = 0;
+    cr_expect_eq(r->exit_code, 0, "stderr: %s", (char *)r->err);
+    cr_expect_eq(sscanf((char *)r->out, "mkdir=0 getpid=%ld", &pid), 1, "%s", (char *)r->out);
+    cr_expect_gt(pid, 1);
+    cr_expect(made, "the native mkdir was not made");
+    sbx_exec_result_free(r);
+}
+
+Test(escape_seccomp, an_i386_system_call_kills_the_command)
+{
+    expect_killed("i386");
+}
+
+Test(escape_seccomp, an_x32_system_call_kills_the_command)
+{
+    expect_killed("x32");
+}
+
+Test(escape_seccomp, ordinary_programs_still_work)
+{
+    /* glibc makes threads and posix_spawn with clone3 first, falling back to clone on ENOSYS;
+     * fork and subprocess use clone and vfork without namespace flags. */
+    sbx_exec_result *r = run("python3 - <<'EOF'\n"
+                             "import os, subprocess, threading\n"
+                             "seen = []\n"
+                             "t = threading.Thread(target=lambda: seen.append(os.getpid()))\n"
+                             "t.start(); t.join()\n"
+                             "print('thread', seen == [os.getpid()])\n"
+                             "pid = os.fork()\n"
+                             "if pid == 0:\n"
+                             "    os._exit(7)\n"
+                             "print('fork', os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))\n"
+                             "pid = os.posix_spawn('/bin/sh', ['sh', '-c', 'exit 3'], os.environ)\n"
+                             "print('spawn', os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))\n"
+                             "print('subprocess', subprocess.run(['sh', '-c', 'echo $((1+1))'],\n"
+                             "      capture_output=True, text=True).stdout.strip())\n"
+                             "EOF\n"
+                             "ls / | grep -qx workspace && echo ls; sh -c 'echo $((1+1))'; "
+                             "(sleep 0.1 & wait) && echo job; "
+                             "printf 'b\\na\\n' | sort | tr '\\n' ' '; echo");
+    cr_expect_eq(r->exit_code, 0, "stderr: %s", (char *)r->err);
+    cr_expect_str_eq((char *)r->out,
+                     "thread True\nfork 7\nspawn 3\nsubprocess 2\nls\n2\njob\na b \n",
+                     "stderr: %s", (char *)r->err);
+    sbx_exec_result_free(r);
+}
