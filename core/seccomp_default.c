@@ -46,6 +46,16 @@ static const char *base_policy(void)
            "# (CVE-2019-10063)\n"
            "errno:EPERM ioctl arg1 &0xffffffff == 0x5412\n" /* TIOCSTI */
            "errno:EPERM ioctl arg1 &0xffffffff == 0x541c\n" /* TIOCLINUX */
+           "# setuid/setgid bits: a workspace may be a host user's directory, idmapped to the\n"
+           "# sandbox user, and a set-id program left there would run as that user on the host.\n"
+           "# openat2 hides its mode in memory, out of a filter's reach: libc falls back\n"
+           "errno:EPERM chmod arg1 &0x800 == 0x800\nerrno:EPERM chmod arg1 &0x400 == 0x400\n"
+           "errno:EPERM fchmod arg1 &0x800 == 0x800\nerrno:EPERM fchmod arg1 &0x400 == 0x400\n"
+           "errno:EPERM fchmodat arg2 &0x800 == 0x800\nerrno:EPERM fchmodat arg2 &0x400 == 0x400\n"
+           "errno:EPERM creat arg1 &0x800 == 0x800\nerrno:EPERM creat arg1 &0x400 == 0x400\n"
+           "errno:EPERM open arg2 &0x800 == 0x800\nerrno:EPERM open arg2 &0x400 == 0x400\n"
+           "errno:EPERM openat arg3 &0x800 == 0x800\nerrno:EPERM openat arg3 &0x400 == 0x400\n"
+           "errno:ENOSYS openat2\n"
            "# personalities that weaken the address space: see personality_rules()\n";
 }
 

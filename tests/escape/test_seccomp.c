@@ -444,3 +444,29 @@ Test(escape_seccomp, ordinary_programs_still_work)
                      "stderr: %s", (char *)r->err);
     sbx_exec_result_free(r);
 }
+
+Test(escape_seccomp, setid_bits_cannot_be_set)
+{
+    /* In a workspace idmapped from a regular host user, a setuid file made here would be a
+     * setuid-that-user program on the host. */
+    char ws[] = "/tmp/sbx-test-ws-XXXXXX";
+    sbx_test_mkdtemp_ws(ws);
+    sbx_session_opts o = SBX_SESSION_OPTS_INIT;
+    o.workspace = ws;
+    sbx_session *s = sbx_test_start(&o);
+    sbx_exec_result *r = sbx_test_sh(
+        s, "cp /bin/true t && chmod 755 t && echo copied; "
+           "chmod u+s t 2>/dev/null && echo setuid; chmod g+s t 2>/dev/null && echo setgid; "
+           "python3 -c \"import os\ntry: os.open('n', os.O_CREAT|os.O_WRONLY, 0o4755)\n"
+           "except PermissionError: print('refused')\"; "
+           "python3 -c \"import os; os.chmod('t', 0o2755)\" 2>/dev/null && echo py-setgid; "
+           "stat -c %a t");
+    cr_expect_str_eq((char *)r->out, "copied\nrefused\n755\n", "stderr: %s", (char *)r->err);
+    sbx_exec_result_free(r);
+    sbx_session_free(s);
+    char path[128];
+    snprintf(path, sizeof(path), "rm -rf %s", ws);
+    char *const argv[] = {"/bin/sh", "-c", path, NULL};
+    char out[256];
+    cr_expect_eq(sbx_test_run_host(argv, out, sizeof(out)), 0);
+}
