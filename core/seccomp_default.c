@@ -60,9 +60,10 @@ static const char *base_policy(void)
 }
 
 /* personality(2) takes the new persona in the low 32 bits and treats exactly 0xffffffff as a
- * query. Refusing "flag F set, unless the value is the query" with masked equality alone (one
- * comparison per argument and rule) takes one rule per other bit: F set and bit b clear. A
- * value with F set that clears no other bit is 0xffffffff, the query. */
+ * query. With masked equality alone (one comparison per argument and rule), refusing "a
+ * weakening flag, unless this is the query" is done in two parts: a flag with bit 31 clear
+ * (no real persona sets bit 31), and any value with bit 31 set that clears some other bit
+ * (all of them but the query). Short rules matter: the filter is compiled per command. */
 static size_t personality_rules(char *buf, size_t cap)
 {
     static const unsigned long flags[] = {0x0040000,  /* ADDR_NO_RANDOMIZE */
@@ -70,18 +71,23 @@ static size_t personality_rules(char *buf, size_t cap)
                                           0x0200000,  /* ADDR_COMPAT_LAYOUT */
                                           0x0100000,  /* MMAP_PAGE_ZERO */
                                           0x0800000}; /* ADDR_LIMIT_32BIT */
+    const unsigned long bit31 = 0x80000000ul;
     size_t n = 0;
-    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
-        for (int b = 0; b < 32; b++) {
-            unsigned long bit = 1ul << b;
-            if (bit == flags[i])
-                continue;
-            int k = snprintf(buf + n, cap - n, "errno:EPERM personality arg0 &0x%lx == 0x%lx\n",
-                             flags[i] | bit, flags[i]);
-            if (k < 0 || (size_t)k >= cap - n)
-                return n;
-            n += (size_t)k;
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]) + 31; i++) {
+        unsigned long mask, value;
+        if (i < sizeof(flags) / sizeof(flags[0])) {
+            mask = flags[i] | bit31;
+            value = flags[i];
+        } else {
+            mask = bit31 | (1ul << (i - sizeof(flags) / sizeof(flags[0])));
+            value = bit31;
         }
+        int k = snprintf(buf + n, cap - n, "errno:EPERM personality arg0 &0x%lx == 0x%lx\n",
+                         mask, value);
+        if (k < 0 || (size_t)k >= cap - n)
+            return n;
+        n += (size_t)k;
+    }
     return n;
 }
 
