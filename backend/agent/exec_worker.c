@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -97,49 +99,64 @@ static void exec_search(char **argv, char **env)
     errno = saw_eacces ? EACCES : ENOENT;
 }
 
-__attribute__((noreturn)) static void child_fail(int pipe_fd, const char *stage)
+/* What the command's child shares with the worker (CLONE_VM): its inputs, and the reason
+ * it could not exec. The worker is suspended until the child has exec'd or died
+ * (CLONE_VFORK), so there is no race on `fail`. */
+struct spawn_ctx {
+    const struct sbx_wire_exec *x;
+    const int *stdio;
+    int cap_max;
+    const sigset_t *mask;
+    int failed;
+    struct spawn_fail fail;
+};
+
+__attribute__((noreturn)) static void child_fail(struct spawn_ctx *ctx, const char *stage)
 {
-    struct spawn_fail f = {.errnum = errno};
-    snprintf(f.stage, sizeof(f.stage), "%s", stage);
-    (void)!write(pipe_fd, &f, sizeof(f));
+    ctx->fail.errnum = errno;
+    snprintf(ctx->fail.stage, sizeof(ctx->fail.stage), "%s", stage);
+    ctx->failed = 1;
     _exit(127);
 }
 
-__attribute__((noreturn)) static void run_child(const struct sbx_wire_exec *x, const int *stdio,
-                                                int pipe_fd, int cap_max)
+__attribute__((noreturn)) static void run_child(struct spawn_ctx *ctx)
 {
+    const struct sbx_wire_exec *x = ctx->x;
+    const int *stdio = ctx->stdio;
+    int cap_max = ctx->cap_max;
+    sigprocmask(SIG_SETMASK, ctx->mask, NULL);
     if (setsid() < 0)
-        child_fail(pipe_fd, "setsid");
+        child_fail(ctx, "setsid");
     for (int i = 0; i < 3; i++)
         if (dup2(stdio[i], i) < 0)
-            child_fail(pipe_fd, "stdio");
+            child_fail(ctx, "stdio");
     /* setgroups is "deny" in an unprivileged session's namespace: nothing to drop then. */
     if (setgroups(0, NULL) < 0 && errno != EPERM)
-        child_fail(pipe_fd, "setgroups");
+        child_fail(ctx, "setgroups");
     if (drop_caps(cap_max) < 0)
-        child_fail(pipe_fd, "capbset");
+        child_fail(ctx, "capbset");
     if (setresgid(x->gid, x->gid, x->gid) < 0)
-        child_fail(pipe_fd, "setgid");
+        child_fail(ctx, "setgid");
     if (setresuid(x->uid, x->uid, x->uid) < 0)
-        child_fail(pipe_fd, "setuid");
+        child_fail(ctx, "setuid");
     if (clear_caps_now() < 0)
-        child_fail(pipe_fd, "capset");
+        child_fail(ctx, "capset");
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-        child_fail(pipe_fd, "no_new_privs");
+        child_fail(ctx, "no_new_privs");
     if (chdir(x->cwd) < 0)
-        child_fail(pipe_fd, "chdir");
-    /* Every fd but 0-2 goes at execve, the error pipe included (it is O_CLOEXEC). */
+        child_fail(ctx, "chdir");
+    /* Every fd but 0-2 goes at execve. */
     if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) < 0)
-        child_fail(pipe_fd, "close_range");
+        child_fail(ctx, "close_range");
     /* Last, right before execve: nothing after this may need a call the filter refuses. */
     if (sbx_agent_filter_len) {
         struct sock_fprog prog = {.len = (unsigned short)(sbx_agent_filter_len / 8),
                                   .filter = (struct sock_filter *)sbx_agent_filter};
         if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0)
-            child_fail(pipe_fd, "seccomp");
+            child_fail(ctx, "seccomp");
     }
     exec_search(x->argv, x->env);
-    child_fail(pipe_fd, "execve");
+    child_fail(ctx, "execve");
 }
 
 static void send_u32s(int chan, uint32_t type, const uint32_t *v, size_t n)
@@ -210,6 +227,27 @@ static void supervise(int chan, pid_t pid, int sfd)
     send_done(chan, status, killed);
 }
 
+static int child_entry(void *arg)
+{
+    run_child(arg);
+}
+
+/* Starts the command like posix_spawn: its own small stack, the worker's memory shared and
+ * the worker suspended until execve (no page-table copy, no error pipe). */
+static pid_t spawn(struct spawn_ctx *ctx)
+{
+    size_t len = 256 * 1024;
+    void *stack = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED)
+        return -1;
+    pid_t pid = clone(child_entry, (char *)stack + len, CLONE_VM | CLONE_VFORK | SIGCHLD, ctx);
+    int e = errno;
+    munmap(stack, len);
+    errno = e;
+    return pid;
+}
+
 static void serve_exec(int chan, const unsigned char *p, size_t len, int *fds, size_t n_fds)
 {
     struct sbx_wire_exec x;
@@ -236,36 +274,25 @@ static void serve_exec(int chan, const unsigned char *p, size_t len, int *fds, s
     sigaddset(&set, SIGCHLD);
     sigprocmask(SIG_BLOCK, &set, &old);
     int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    int cap_max = sbx__cap_last();
-    int pfd[2];
-    if (sfd < 0 || pipe2(pfd, O_CLOEXEC) < 0) {
+    if (sfd < 0) {
         uint32_t v[1] = {(uint32_t)errno};
         send_u32s(chan, SBX_MSG_EXEC_SPAWN_ERROR, v, 1);
         return;
     }
-    pid_t pid = fork();
-    if (pid == 0) {
-        sigprocmask(SIG_SETMASK, &old, NULL);
-        close(pfd[0]);
-        run_child(&x, stdio, pfd[1], cap_max);
-    }
-    close(pfd[1]);
+    struct spawn_ctx ctx = {.x = &x, .stdio = stdio, .cap_max = sbx__cap_last(), .mask = &old};
+    pid_t pid = spawn(&ctx);
+    int spawn_errno = errno;
     for (size_t i = 0; i < n_fds; i++)
         close(fds[i]);
     if (devnull >= 0)
         close(devnull);
     if (pid < 0) {
-        uint32_t v[1] = {(uint32_t)errno};
+        uint32_t v[1] = {(uint32_t)spawn_errno};
         send_u32s(chan, SBX_MSG_EXEC_SPAWN_ERROR, v, 1);
         return;
     }
-    struct spawn_fail f;
-    ssize_t n;
-    do {
-        n = read(pfd[0], &f, sizeof(f));
-    } while (n < 0 && errno == EINTR);
-    close(pfd[0]);
-    if (n == (ssize_t)sizeof(f)) {
+    if (ctx.failed) {
+        struct spawn_fail f = ctx.fail;
         waitpid(pid, NULL, __WALL);
         struct sbx_wbuf b = {0};
         sbx__wbuf_u32(&b, (uint32_t)f.errnum);
