@@ -27,6 +27,11 @@ int sbx__ns_start_begin(const struct sbx_backend_config *c, struct sbx_sandbox *
                         sbx_error **err);
 int sbx__ns_start_wait(struct sbx_sandbox *sb, sbx_error **err);
 
+/* clone_stack.c: clone3 with the child running fn(arg) on ca->stack. Returns the pid, or -1
+ * with errno. */
+struct clone_args;
+long sbx__clone3_on_stack(struct clone_args *ca, int (*fn)(void *), void *arg);
+
 /* Kills the agent (and with it the whole pid namespace) and reaps it. */
 void sbx__ns_kill_and_reap(struct sbx_sandbox *sb);
 

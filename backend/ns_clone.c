@@ -1,19 +1,17 @@
 /* ns_clone.c — creating a sandbox: clone into fresh namespaces, id maps, the agent.
  *
  * The embedder may be multi-threaded and have a large heap, so the child is made the way
- * posix_spawn makes one: clone(CLONE_VM | CLONE_VFORK) on a small stack of its own, so no
+ * posix_spawn makes one: clone3(CLONE_VM | CLONE_VFORK) on a small stack of its own, so no
  * page table is copied and the parent is suspended until the child has exec'd. The child
  * runs only raw system calls. Everything that allocates happens in the parent before the
  * clone or in the agent after exec.
  *
- * clone(2) rather than clone3(2): clone3 cannot start the child on a new stack without an
- * assembly trampoline, and CLONE_VM needs one. (Joining a cgroup at creation,
- * CLONE_INTO_CGROUP, is the one clone3-only feature; the host can place the agent in its
- * cgroup before sending CONFIG instead, since nothing runs in the sandbox before that.)
+ * clone3(2) needs a small trampoline to start the child on its own stack (clone_stack.c);
+ * with it the agent can later be started straight into its cgroup (CLONE_INTO_CGROUP).
  *
  * Sequence (parent | child):
  *   open agent, /dev/null, socketpair, detached mount trees (open_tree)
- *   clone(VM|VFORK|NEWUSER|NEWPID|NEWNS|NEWUTS|NEWIPC|NEWCGROUP|PIDFD, exit signal 0)
+ *   clone3(VM|VFORK|NEWUSER|NEWPID|NEWNS|NEWUTS|NEWIPC|NEWCGROUP|PIDFD, exit signal 0)
  *     (suspended)                  | signals to default, setsid, ambient caps, fds 0-2 =
  *                                  | /dev/null, 3 = socket, rest close-on-exec; execveat
  *   write uid_map/gid_map          | agent: forks the network namespace helper, waits
@@ -345,8 +343,8 @@ int sbx__ns_start_begin(const struct sbx_backend_config *c, struct sbx_sandbox *
     /* No CLONE_NEWNET: the agent makes the network namespace itself, in parallel with the root
      * filesystem (backend/agent/netns.c), still owned by this user namespace. Exit signal 0:
      * see the top of this file. */
-    int flags = CLONE_VM | CLONE_VFORK | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS |
-                CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP | CLONE_PIDFD;
+    uint64_t flags = CLONE_VM | CLONE_VFORK | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS |
+                     CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP | CLONE_PIDFD;
     size_t stack_len = 64 * 1024;
     void *stack = mmap(NULL, stack_len, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
@@ -357,8 +355,13 @@ int sbx__ns_start_begin(const struct sbx_backend_config *c, struct sbx_sandbox *
         sigset_t all, old;
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &old);
-        struct child_arg ca = {.p = &p, .old_mask = &old};
-        pid = clone(child_main, (char *)stack + stack_len, flags, &ca, &pidfd);
+        struct child_arg arg = {.p = &p, .old_mask = &old};
+        struct clone_args ca = {.flags = flags,
+                                .pidfd = (uint64_t)(uintptr_t)&pidfd,
+                                .exit_signal = 0,
+                                .stack = (uint64_t)(uintptr_t)stack,
+                                .stack_size = stack_len};
+        pid = sbx__clone3_on_stack(&ca, child_main, &arg);
         e = errno;
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         munmap(stack, stack_len); /* CLONE_VFORK: the child has exec'd or exited */
@@ -371,7 +374,9 @@ int sbx__ns_start_begin(const struct sbx_backend_config *c, struct sbx_sandbox *
                            "cannot create user namespaces here (see "
                            "/proc/sys/user/max_user_namespaces and "
                            "kernel.unprivileged_userns_clone)");
-        return sbx_err(err, SBX_EBACKEND, e, "start", "clone");
+        if (e == ENOSYS)
+            return sbx_err(err, SBX_ENOSYS, e, "start", "clone3() is not available (Linux < 5.3)");
+        return sbx_err(err, SBX_EBACKEND, e, "start", "clone3");
     }
     sb->pid = (pid_t)pid;
     sb->pidfd = pidfd;
