@@ -13,7 +13,7 @@
  * files of the directory's host owner appear as the sandbox user's, and files the sandbox
  * user creates land on disk owned by that host owner, so `sbx run -w ./project` works on a
  * directory a regular user owns without any chown. Other host ids show as nobody inside.
- * Root's ids are never mapped this way (see sbx__ns_idmap_workspace).
+ * Only regular ids (1000 and up) are mapped this way (see sbx__ns_idmap_workspace).
  */
 #include <fcntl.h>
 #include <linux/sched.h>
@@ -144,10 +144,11 @@ int sbx__ns_idmap_workspace(int tree_fd, uint32_t uid_base, sbx_error **err)
         return sbx_err(err, SBX_EBACKEND, errno, "start", "stat the workspace");
     if (st.st_uid == sandbox_id && st.st_gid == sandbox_id)
         return 0; /* already the sandbox user's (a workspace sbx made) */
-    /* Never hand root's ids to the sandbox: the sandbox user could then leave a setuid-root
-     * (or setgid-root) program in the workspace for a host user to run. A root-owned
-     * workspace is bound as it is: readable, not writable, by the sandbox user. */
-    if (st.st_uid == 0 || st.st_gid == 0)
+    /* Only a regular user's own directory is handed over, never one owned by a system id
+     * (below 1000: root, daemons, groups like disk or shadow): a set-id program left there
+     * would run with that id on the host. Such a workspace is bound as it is: readable, not
+     * writable, by the sandbox user. (The seccomp policy refuses set-id bits as well.) */
+    if (st.st_uid < 1000 || st.st_gid < 1000)
         return 1;
     int ns = idmap_userns((uint32_t)st.st_uid, (uint32_t)st.st_gid, sandbox_id, err);
     if (ns < 0)

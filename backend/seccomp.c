@@ -32,8 +32,7 @@ static uint32_t sc_action(int action, int errnum)
 static const enum scmp_compare sc_ops[] = {SCMP_CMP_EQ, SCMP_CMP_NE, SCMP_CMP_LT,       SCMP_CMP_LE,
                                            SCMP_CMP_GT, SCMP_CMP_GE, SCMP_CMP_MASKED_EQ};
 
-static int add_rule(scmp_filter_ctx ctx, const struct sbx_sc_policy *p,
-                    const struct sbx_sc_rule *r, sbx_error **err)
+static int add_rule(scmp_filter_ctx ctx, const struct sbx_sc_rule *r, sbx_error **err)
 {
     int nr = seccomp_syscall_resolve_name(r->syscall);
     if (nr == __NR_SCMP_ERROR) {
@@ -43,8 +42,6 @@ static int add_rule(scmp_filter_ctx ctx, const struct sbx_sc_policy *p,
         return SBX_EINVAL;
     }
     uint32_t act = sc_action(r->action, r->errnum);
-    if (act == sc_action(p->default_action, p->default_errnum))
-        return 0; /* same as the default: libseccomp refuses such rules as redundant */
     struct scmp_arg_cmp cmp[SBX_SC_MAX_CONDS];
     for (unsigned i = 0; i < r->n_conds; i++) {
         const struct sbx_sc_cond *c = &r->conds[i];
@@ -99,9 +96,18 @@ int sbx__seccomp_compile(const struct sbx_sc_policy *p, unsigned char **out, siz
         seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2) < 0)
         r = sbx_err(err, SBX_EBACKEND, 0, "start", "configure the seccomp filter");
     for (size_t i = 0; r == 0 && i < p->n_rules; i++)
-        r = add_rule(ctx, p, &p->rules[i], err);
+        r = add_rule(ctx, &p->rules[i], err);
     if (r == 0)
         r = export_bpf(ctx, out, len, err);
     seccomp_release(ctx);
+    /* The kernel loads at most BPF_MAXINSNS (4096) instructions: fail here, naming the
+     * cause, rather than at every command. */
+    if (r == 0 && *len / 8 > 4096) {
+        free(*out);
+        *out = NULL;
+        return sbx_err(err, SBX_EINVAL, 0, "start",
+                       "seccomp policy compiles to %zu instructions, more than the kernel's 4096",
+                       *len / 8);
+    }
     return r;
 }

@@ -76,23 +76,34 @@ void sbx__strv_free(char **v)
     free(v);
 }
 
+/* The way down: each directory's name in its parent and its identity, so that going back
+ * up through ".." can be checked to land where we came from. */
 struct name_stack {
-    char **v;
+    struct level {
+        char *name;
+        dev_t dev;  /* of the parent */
+        ino_t ino;
+    } *v;
     size_t n, cap;
 };
 
-static int push(struct name_stack *st, const char *name)
+static int push(struct name_stack *st, const char *name, int parent_fd)
 {
+    struct stat ps;
+    if (fstat(parent_fd, &ps) < 0)
+        return -1;
     if (st->n == st->cap) {
         size_t cap = st->cap ? st->cap * 2 : 64;
-        char **v = realloc(st->v, cap * sizeof(*v));
+        struct level *v = realloc(st->v, cap * sizeof(*v));
         if (!v)
             return -1;
         st->v = v;
         st->cap = cap;
     }
-    if (!(st->v[st->n] = strdup(name)))
+    if (!(st->v[st->n].name = strdup(name)))
         return -1;
+    st->v[st->n].dev = ps.st_dev;
+    st->v[st->n].ino = ps.st_ino;
     st->n++;
     return 0;
 }
@@ -148,7 +159,7 @@ int sbx__rm_rf(const char *path)
             if (fd < 0) {
                 if (unlinkat(cur, sub, 0) < 0 && errno != ENOENT)
                     failed = 1; /* neither a directory we can open nor a file */
-            } else if (push(&st, sub) < 0) {
+            } else if (push(&st, sub, cur) < 0) {
                 close(fd);
                 failed = 1;
             } else {
@@ -163,16 +174,20 @@ int sbx__rm_rf(const char *path)
         int parent = openat(cur, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         close(cur);
         cur = parent;
-        char *name = st.v[--st.n];
-        if (cur < 0 || unlinkat(cur, name, AT_REMOVEDIR) < 0)
+        struct level lv = st.v[--st.n];
+        struct stat ps;
+        /* ".." must be the directory we came down from: if something moved the tree, stop
+         * rather than work on whatever ".." now is (it could be outside the tree). */
+        if (cur < 0 || fstat(cur, &ps) < 0 || ps.st_dev != lv.dev || ps.st_ino != lv.ino ||
+            unlinkat(cur, lv.name, AT_REMOVEDIR) < 0)
             failed = 1;
-        free(name);
+        free(lv.name);
     }
     int e = errno;
     if (cur >= 0)
         close(cur);
     while (st.n)
-        free(st.v[--st.n]);
+        free(st.v[--st.n].name);
     free(st.v);
     if (failed)
         return -(e ? e : EIO);

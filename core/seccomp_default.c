@@ -42,10 +42,17 @@ static const char *base_policy(void)
            "errno:EPERM open_by_handle_at\nerrno:EPERM name_to_handle_at\n"
            "# tracing other processes (allowed with the ptrace switch, for debuggers)\n"
            "errno:EPERM ptrace\nerrno:EPERM process_vm_readv\nerrno:EPERM process_vm_writev\n"
+           "errno:EPERM pidfd_getfd\nerrno:EPERM kcmp\nerrno:EPERM process_madvise\n"
+           "# segment descriptors: old kernel bugs, no use in a sandbox\n"
+           "errno:EPERM modify_ldt\n"
+           "# vsock reaches the hypervisor whatever the network namespace says\n"
+           "errno:EAFNOSUPPORT socket arg0 &0xffffffff == 40\n"
+           "errno:EAFNOSUPPORT socketpair arg0 &0xffffffff == 40\n"
            "# pushing input into a terminal: only the low 32 bits of the request count\n"
            "# (CVE-2019-10063)\n"
            "errno:EPERM ioctl arg1 &0xffffffff == 0x5412\n" /* TIOCSTI */
            "errno:EPERM ioctl arg1 &0xffffffff == 0x541c\n" /* TIOCLINUX */
+           "errno:EPERM ioctl arg1 &0xffffffff == 0x5423\n" /* TIOCSETD: line disciplines */
            "# setuid/setgid bits: a workspace may be a host user's directory, idmapped to the\n"
            "# sandbox user, and a set-id program left there would run as that user on the host.\n"
            "# openat2 hides its mode in memory, out of a filter's reach: libc falls back\n"
@@ -53,6 +60,9 @@ static const char *base_policy(void)
            "errno:EPERM fchmod arg1 &0x800 == 0x800\nerrno:EPERM fchmod arg1 &0x400 == 0x400\n"
            "errno:EPERM fchmodat arg2 &0x800 == 0x800\nerrno:EPERM fchmodat arg2 &0x400 == 0x400\n"
            "errno:EPERM creat arg1 &0x800 == 0x800\nerrno:EPERM creat arg1 &0x400 == 0x400\n"
+           "errno:EPERM fchmodat2 arg2 &0x800 == 0x800\nerrno:EPERM fchmodat2 arg2 &0x400 == 0x400\n"
+           "errno:EPERM mknod arg1 &0x800 == 0x800\nerrno:EPERM mknod arg1 &0x400 == 0x400\n"
+           "errno:EPERM mknodat arg2 &0x800 == 0x800\nerrno:EPERM mknodat arg2 &0x400 == 0x400\n"
            "errno:EPERM open arg2 &0x800 == 0x800\nerrno:EPERM open arg2 &0x400 == 0x400\n"
            "errno:EPERM openat arg3 &0x800 == 0x800\nerrno:EPERM openat arg3 &0x400 == 0x400\n"
            "errno:ENOSYS openat2\n"
@@ -66,7 +76,8 @@ static const char *base_policy(void)
  * (all of them but the query). Short rules matter: the filter is compiled per command. */
 static size_t personality_rules(char *buf, size_t cap)
 {
-    static const unsigned long flags[] = {0x0040000,  /* ADDR_NO_RANDOMIZE */
+    static const unsigned long flags[] = {0x0020000,  /* UNAME26 */
+                                          0x0040000,  /* ADDR_NO_RANDOMIZE */
                                           0x0400000,  /* READ_IMPLIES_EXEC */
                                           0x0200000,  /* ADDR_COMPAT_LAYOUT */
                                           0x0100000,  /* MMAP_PAGE_ZERO */
@@ -84,8 +95,10 @@ static size_t personality_rules(char *buf, size_t cap)
         }
         int k = snprintf(buf + n, cap - n, "errno:EPERM personality arg0 &0x%lx == 0x%lx\n",
                          mask, value);
-        if (k < 0 || (size_t)k >= cap - n)
+        if (k < 0 || (size_t)k >= cap - n) {
+            buf[n] = '\0'; /* never leave half a rule */
             return n;
+        }
         n += (size_t)k;
     }
     return n;

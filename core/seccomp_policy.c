@@ -25,7 +25,8 @@ static const struct {
     const char *name;
     int value;
 } errnos[] = {{"EPERM", EPERM},   {"ENOSYS", ENOSYS}, {"EACCES", EACCES},
-              {"EINVAL", EINVAL}, {"ENOTSUP", ENOTSUP}, {"EOPNOTSUPP", EOPNOTSUPP}};
+              {"EINVAL", EINVAL}, {"ENOTSUP", ENOTSUP}, {"EOPNOTSUPP", EOPNOTSUPP},
+              {"EAFNOSUPPORT", EAFNOSUPPORT}};
 
 static const char *errno_name(int e)
 {
@@ -62,11 +63,13 @@ static int parse_action(const char *w, int *action, int *errnum)
     return 0;
 }
 
+/* Decimal, or hexadecimal with 0x: never octal, whatever a leading 0 says to strtoull. */
 static int parse_u64(const char *w, uint64_t *v)
 {
     char *end = NULL;
     errno = 0;
-    unsigned long long x = strtoull(w, &end, 0);
+    int hex = w[0] == '0' && (w[1] == 'x' || w[1] == 'X');
+    unsigned long long x = strtoull(w, &end, hex ? 16 : 10);
     if (!*w || *end || errno || w[0] == '-')
         return -1;
     *v = x;
@@ -155,6 +158,20 @@ static int parse_line(char *line, unsigned no, struct sbx_sc_policy *p, size_t *
     return 0;
 }
 
+/* A rule whose action is the default's would do nothing (libseccomp refuses it), and
+ * cannot carve an exception out of another rule: say so instead of dropping it. */
+static int check_rules(const struct sbx_sc_policy *p, sbx_error **err)
+{
+    for (size_t i = 0; i < p->n_rules; i++) {
+        const struct sbx_sc_rule *r = &p->rules[i];
+        if (r->action == p->default_action &&
+            (r->action != SBX_SC_ERRNO || r->errnum == p->default_errnum))
+            return bad(err, r->line, "the rule's action is the default's, so it would do nothing",
+                       r->syscall);
+    }
+    return 0;
+}
+
 int sbx__sc_parse(const char *text, int allow_ptrace, struct sbx_sc_policy *out,
                   sbx_error **err)
 {
@@ -184,12 +201,18 @@ int sbx__sc_parse(const char *text, int allow_ptrace, struct sbx_sc_policy *out,
         }
         p += len + (nl ? 1 : 0);
     }
+    int rc = check_rules(out, err);
+    if (rc < 0) {
+        sbx__sc_free(out);
+        return rc;
+    }
     if (allow_ptrace) { /* the debugger switch: drop the rules that stop tracing */
         size_t k = 0;
         for (size_t i = 0; i < out->n_rules; i++) {
             const char *n = out->rules[i].syscall;
             if (strcmp(n, "ptrace") && strcmp(n, "process_vm_readv") &&
-                strcmp(n, "process_vm_writev"))
+                strcmp(n, "process_vm_writev") && strcmp(n, "pidfd_getfd") &&
+                strcmp(n, "kcmp") && strcmp(n, "process_madvise"))
                 out->rules[k++] = out->rules[i];
         }
         out->n_rules = k;

@@ -272,10 +272,10 @@ int sbx_session_start(sbx_session *s, sbx_error **err)
     return start_sandbox(s, 0, err);
 }
 
-/* Shutdown, with `meanwhile` run after the kill is sent and before waiting for the sandbox
- * to be gone, so host-side cleanup overlaps the kernel's teardown. */
-static int shutdown_with(sbx_session *s, void (*meanwhile)(sbx_session *), sbx_error **err)
+int sbx_session_shutdown(sbx_session *s, sbx_error **err)
 {
+    if (!s)
+        return sbx_err(err, SBX_EINVAL, 0, "shutdown", "session is NULL");
     pthread_mutex_lock(&s->lock);
     assert_state(s);
     struct sbx_sandbox *sb = s->sb;
@@ -289,21 +289,12 @@ static int shutdown_with(sbx_session *s, void (*meanwhile)(sbx_session *), sbx_e
     pthread_mutex_unlock(&s->lock);
     if (!sb)
         return 0;
-    s->ops->kill(sb);
-    if (meanwhile)
-        meanwhile(s);
+    s->ops->kill(sb); /* in-flight execs fail fast */
     pthread_mutex_lock(&s->lock);
     while (s->inflight > 0)
         pthread_cond_wait(&s->idle, &s->lock);
     pthread_mutex_unlock(&s->lock);
     return s->ops->destroy(sb, err);
-}
-
-int sbx_session_shutdown(sbx_session *s, sbx_error **err)
-{
-    if (!s)
-        return sbx_err(err, SBX_EINVAL, 0, "shutdown", "session is NULL");
-    return shutdown_with(s, NULL, err);
 }
 
 /* Takes a reference on the running sandbox for one call; NULL when not running. */
@@ -373,11 +364,10 @@ void sbx_session_free(sbx_session *s)
 {
     if (!s)
         return;
-    /* The first removal overlaps the teardown (it follows no symlink, so a dying process
-     * renaming things under it cannot steer it outside); whatever that process made at the
-     * last moment is caught by the second, once nothing of the sandbox is left. */
+    /* The workspace is removed only once nothing of the sandbox is left: a process still
+     * alive could move directories under the removal and steer it out of the tree. */
     if (s->state == ST_RUNNING)
-        shutdown_with(s, remove_owned_workspace, NULL);
+        sbx_session_shutdown(s, NULL);
     remove_owned_workspace(s);
     free(s->owned_dir);
     free(s->workspace);

@@ -29,6 +29,7 @@
 
 unsigned char *sbx_agent_filter;
 uint32_t sbx_agent_filter_len;
+int sbx_agent_dumpable;
 
 static void reap_all(void)
 {
@@ -122,7 +123,8 @@ static int setup(int sock)
      * open /proc/1/fd, /proc/1/mem or /proc/1/exe. As root, our own id already stops that,
      * and staying dumpable keeps the files under /proc/1 ours: not dumpable hands them to uid 0
      * inside, letting a root command set PID 1's oom_score_adj or autogroup nice. */
-    prctl(PR_SET_DUMPABLE, range_mapped ? 1 : 0, 0, 0, 0); /* uid changes reset it */
+    sbx_agent_dumpable = range_mapped;
+    prctl(PR_SET_DUMPABLE, sbx_agent_dumpable, 0, 0, 0); /* uid changes reset it */
     if (sbx__wire_send(sock, SBX_MSG_READY, NULL, 0, NULL, 0) < 0)
         return -1;
     return detached;

@@ -139,6 +139,9 @@ __attribute__((noreturn)) static void run_child(struct spawn_ctx *ctx)
         child_fail(ctx, "setgid");
     if (setresuid(x->uid, x->uid, x->uid) < 0)
         child_fail(ctx, "setuid");
+    /* The uid change made the memory we share with the worker dumpable as fs.suid_dumpable
+     * says; keep it closed to other commands until execve gives us our own. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     if (clear_caps_now() < 0)
         child_fail(ctx, "capset");
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
@@ -150,6 +153,10 @@ __attribute__((noreturn)) static void run_child(struct spawn_ctx *ctx)
         child_fail(ctx, "close_range");
     /* Last, right before execve: nothing after this may need a call the filter refuses. */
     if (sbx_agent_filter_len) {
+        if (sbx_agent_filter_len % 8 || sbx_agent_filter_len / 8 > 4096) {
+            errno = EINVAL;
+            child_fail(ctx, "seccomp");
+        }
         struct sock_fprog prog = {.len = (unsigned short)(sbx_agent_filter_len / 8),
                                   .filter = (struct sock_filter *)sbx_agent_filter};
         if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0)
@@ -282,6 +289,9 @@ static void serve_exec(int chan, const unsigned char *p, size_t len, int *fds, s
     struct spawn_ctx ctx = {.x = &x, .stdio = stdio, .cap_max = sbx__cap_last(), .mask = &old};
     pid_t pid = spawn(&ctx);
     int spawn_errno = errno;
+    /* The child's uid change reset the dumpable flag of the memory it shared with us; as the
+     * agent's own id, we stay dumpable so /proc/<worker> stays ours, not uid 0's inside. */
+    prctl(PR_SET_DUMPABLE, sbx_agent_dumpable, 0, 0, 0);
     for (size_t i = 0; i < n_fds; i++)
         close(fds[i]);
     if (devnull >= 0)

@@ -36,6 +36,7 @@ Test(core_seccomp_policy, errors_name_the_line)
         {"errno:EBOGUS ioctl\n", "line 1"},
         {"default\n", "line 1"},
         {"errno:EPERM Open\n", "line 1"},
+        {"default allow\nerrno:EPERM kill\nallow kill arg1 == 0\n", "line 3"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char *out;
@@ -61,5 +62,17 @@ Test(core_seccomp_policy, the_default_refuses_what_the_docs_say_and_ptrace_can_b
     free(out);
     cr_assert_eq(sbx_seccomp_check(NULL, 1, &out, &err), 0);
     cr_expect(strstr(out, " ptrace") == NULL && strstr(out, "process_vm_readv") == NULL);
+    free(out);
+}
+
+Test(core_seccomp_policy, numbers_are_decimal_or_hex_never_octal)
+{
+    char *out;
+    sbx_error *err;
+    cr_assert_eq(check("errno:EPERM kill arg1 == 010\nerrno:EPERM tkill arg1 == 0x10\n", &out,
+                       &err),
+                 0, "%s", sbx_error_message(err));
+    cr_expect(strstr(out, "kill arg1 == 0xa\n") != NULL, "%s", out);
+    cr_expect(strstr(out, "tkill arg1 == 0x10\n") != NULL, "%s", out);
     free(out);
 }

@@ -35,7 +35,10 @@ Test(escape_agent, root_inside_cannot_kill_or_limit_pid1_or_its_supervisor)
                           "cat /proc/1/fd/3 >/dev/null 2>&1 && echo opened-fd; "
                           "ls /proc/1/root/ >/dev/null 2>&1 && echo entered-root; "
                           "echo 1000 > /proc/1/oom_score_adj 2>/dev/null && echo oom-adj; "
-                          "echo 19 > /proc/1/autogroup 2>/dev/null && echo autogroup; echo end",
+                          "echo 19 > /proc/1/autogroup 2>/dev/null && echo autogroup; "
+                          "echo 1000 > /proc/$PPID/oom_score_adj 2>/dev/null && echo oom-adj-parent; "
+                          "echo 19 > /proc/$PPID/autogroup 2>/dev/null && echo autogroup-parent; "
+                          "echo end",
                           30, &r, &err),
                  0, "%s", sbx_error_message(err));
     cr_expect_str_eq((char *)r->out, "end\n");

@@ -460,8 +460,12 @@ Test(escape_seccomp, setid_bits_cannot_be_set)
            "python3 -c \"import os\ntry: os.open('n', os.O_CREAT|os.O_WRONLY, 0o4755)\n"
            "except PermissionError: print('refused')\"; "
            "python3 -c \"import os; os.chmod('t', 0o2755)\" 2>/dev/null && echo py-setgid; "
+           "python3 -c \"import ctypes; l=ctypes.CDLL(None, use_errno=True); "
+           "print('fchmodat2', l.syscall(452, -100, b't', 0o6755, 0), ctypes.get_errno())\"; "
+           "python3 -c \"import os; os.mknod('g', 0o102644)\" 2>/dev/null && echo mknod-setgid; "
            "stat -c %a t");
-    cr_expect_str_eq((char *)r->out, "copied\nrefused\n755\n", "stderr: %s", (char *)r->err);
+    cr_expect_str_eq((char *)r->out, "copied\nrefused\nfchmodat2 -1 1\n755\n", "stderr: %s",
+                     (char *)r->err);
     sbx_exec_result_free(r);
     sbx_session_free(s);
     char path[128];
@@ -469,4 +473,21 @@ Test(escape_seccomp, setid_bits_cannot_be_set)
     char *const argv[] = {"/bin/sh", "-c", path, NULL};
     char out[256];
     cr_expect_eq(sbx_test_run_host(argv, out, sizeof(out)), 0);
+}
+
+Test(escape_seccomp, vsock_and_fd_stealing_are_refused)
+{
+    sbx_session *s = sbx_test_start(NULL);
+    /* vsock reaches the hypervisor whatever the network namespace says; pidfd_getfd and kcmp
+     * are ptrace by other means. */
+    sbx_exec_result *r = sbx_test_sh(
+        s, "python3 -c \"import ctypes, os\nl=ctypes.CDLL(None, use_errno=True)\n"
+           "print('vsock', l.socket(40, 1, 0), ctypes.get_errno())\n"
+           "print('vsock-high', l.syscall(41, 0x100000028, 1, 0), ctypes.get_errno())\n"
+           "print('pidfd_getfd', l.syscall(438, 0, 0, 0), ctypes.get_errno())\n"
+           "print('kcmp', l.syscall(312, os.getpid(), os.getpid(), 0, 0, 0), ctypes.get_errno())\"");
+    cr_expect_str_eq((char *)r->out, "vsock -1 97\nvsock-high -1 97\npidfd_getfd -1 1\nkcmp -1 1\n",
+                     "stderr: %s", (char *)r->err);
+    sbx_exec_result_free(r);
+    sbx_session_free(s);
 }

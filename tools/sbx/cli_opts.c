@@ -93,6 +93,11 @@ char *sbx_cli_read_file(const char *path, char *msg, size_t msg_len)
         free(buf);
         return NULL;
     }
+    if (memchr(buf, '\0', n)) {
+        snprintf(msg, msg_len, "'%s' holds a NUL byte: not a text file", path);
+        free(buf);
+        return NULL;
+    }
     buf[n] = '\0';
     return buf;
 }
