@@ -233,8 +233,15 @@ static int prepare(const struct sbx_backend_config *c, const char *agent, struct
     if (c->n_binds + 1 > SBX_WIRE_MAX_MOUNTS)
         return sbx_err(err, SBX_EINVAL, 0, "start", "too many binds (%zu, at most %d)",
                        c->n_binds, SBX_WIRE_MAX_MOUNTS - 1);
-    int r = add_mount(p, cfg, c->workspace, c->root, 0, err);
-    if (r == 0 && !p->unprivileged) {
+    int r;
+    if (!c->workspace) { /* ephemeral: a tmpfs the agent makes, nothing on the host */
+        cfg->mounts[0] = (struct sbx_wire_mount){.kind = SBX_MOUNT_TMPFS, .dst = (char *)c->root};
+        cfg->n_mounts = 1;
+        r = 0;
+    } else {
+        r = add_mount(p, cfg, c->workspace, c->root, 0, err);
+    }
+    if (r == 0 && c->workspace && !p->unprivileged) {
         r = sbx__ns_idmap_workspace(p->mount_fds[0], c->uid_base, err);
         r = r > 0 ? 0 : r;
     }

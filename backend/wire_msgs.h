@@ -11,6 +11,7 @@ enum sbx_wire_mount_kind {
     SBX_MOUNT_FD = 0,   /* a detached mount tree (open_tree) passed as fds[fd_index] */
     SBX_MOUNT_PATH = 1, /* a host path the agent binds itself (unprivileged callers, who
                            cannot open_tree, and whose identity the agent shares) */
+    SBX_MOUNT_TMPFS = 2, /* a fresh tmpfs owned by the sandbox user (ephemeral workspace) */
 };
 
 enum sbx_wire_mount_flags {

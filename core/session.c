@@ -9,7 +9,8 @@
  *
  * Invariants (checked by assert_state() in debug builds):
  *   1. sb (the backend sandbox) is non-NULL exactly in RUNNING.
- *   2. workspace is set in RUNNING and DOWN; in NEW only when the caller gave one.
+ *   2. workspace is set in RUNNING and DOWN (to "" when ephemeral); in NEW only when the
+ *      caller gave one.
  *   3. DOWN is terminal: start() on DOWN fails with SBX_ESTATE; shutdown() on DOWN is a no-op.
  *   4. exec() is valid only in RUNNING. Each exec holds a reference (`inflight`, under
  *      `lock`) for its whole duration; shutdown() first moves to DOWN (no new exec can
@@ -219,7 +220,10 @@ static int start_sandbox(sbx_session *s, int begin_only, sbx_error **err)
         return sbx_err(err, SBX_ESTATE, 0, "start",
                        "session %s was shut down; create a new session", s->id);
     int r;
-    if (!s->workspace) {
+    int ephemeral = !s->workspace && (s->flags & SBX_SESSION_EPHEMERAL_WORKSPACE);
+    if (ephemeral) {
+        /* nothing on the host */
+    } else if (!s->workspace) {
         uint32_t host_uid = s->ids.range_mapped ? s->uid_base + s->ids.sandbox_uid : getuid();
         uint32_t host_gid = s->ids.range_mapped ? s->uid_base + s->ids.sandbox_gid : getgid();
         r = sbx__workspace_make_temp(host_uid, host_gid, &s->owned_dir, &s->workspace, err);
@@ -240,10 +244,12 @@ static int start_sandbox(sbx_session *s, int begin_only, sbx_error **err)
         bpf = s->seccomp_bpf;
         bpf_len = s->seccomp_bpf_len;
     }
+    if (ephemeral && !(s->workspace = strdup("")))
+        return sbx_err(err, SBX_ENOMEM, 0, "start", "out of memory");
     struct sbx_backend_config c = {
         .seccomp_bpf = bpf,
         .seccomp_bpf_len = bpf_len,
-        .workspace = s->workspace,
+        .workspace = ephemeral ? NULL : s->workspace,
         .root = s->root,
         .hostname = s->hostname,
         .binds = s->binds,
@@ -330,7 +336,7 @@ int sbx_session_running(sbx_session *s)
 
 const char *sbx_session_workspace(const sbx_session *s)
 {
-    return s ? s->workspace : NULL;
+    return (s && s->workspace && s->workspace[0]) ? s->workspace : NULL;
 }
 
 const char *sbx_session_root(const sbx_session *s)

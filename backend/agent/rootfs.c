@@ -74,6 +74,29 @@ static int bind_system(struct sbx_agent_fail *f)
     return 0;
 }
 
+/* A detached tmpfs owned by the sandbox user: an ephemeral workspace, nothing on the host. */
+static int tmpfs_tree(const struct sbx_wire_config *c)
+{
+    char id[16];
+    int fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
+    if (fs < 0)
+        return -1;
+    int r = fsconfig(fs, FSCONFIG_SET_STRING, "mode", "0755", 0);
+    snprintf(id, sizeof(id), "%u", c->sandbox_uid);
+    if (r == 0)
+        r = fsconfig(fs, FSCONFIG_SET_STRING, "uid", id, 0);
+    snprintf(id, sizeof(id), "%u", c->sandbox_gid);
+    if (r == 0)
+        r = fsconfig(fs, FSCONFIG_SET_STRING, "gid", id, 0);
+    if (r == 0)
+        r = fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0);
+    int m = r == 0 ? fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV) : -1;
+    int e = errno;
+    close(fs);
+    errno = e;
+    return m;
+}
+
 /* Path mounts (unprivileged callers) become detached trees too, taken before the root tmpfs
  * is mounted over NEWROOT: a source below /tmp would be hidden by it afterwards. */
 static int open_path_mounts(const struct sbx_wire_config *c, int *tree_fds,
@@ -81,6 +104,11 @@ static int open_path_mounts(const struct sbx_wire_config *c, int *tree_fds,
 {
     for (uint32_t i = 0; i < c->n_mounts; i++) {
         tree_fds[i] = -1;
+        if (c->mounts[i].kind == SBX_MOUNT_TMPFS) {
+            if ((tree_fds[i] = tmpfs_tree(c)) < 0)
+                return fail_at(f, "workspace_tmpfs", c->mounts[i].dst);
+            continue;
+        }
         if (c->mounts[i].kind != SBX_MOUNT_PATH)
             continue;
         tree_fds[i] = open_tree(AT_FDCWD, c->mounts[i].src,

@@ -47,7 +47,7 @@ struct sbx_sc_policy {
 };
 
 struct sbx_backend_config {
-    const char *workspace; /* host directory (exists) */
+    const char *workspace; /* host directory (exists); NULL: an ephemeral tmpfs inside */
     const char *root;      /* mount point inside, absolute */
     const char *hostname;
     const struct sbx_backend_bind *binds;

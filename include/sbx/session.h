@@ -42,9 +42,14 @@ enum sbx_session_flags {
     SBX_SESSION_KEEP_WORKSPACE = 1u << 1,
     /* Let commands trace each other (ptrace, process_vm_readv/writev), for debuggers. */
     SBX_SESSION_ALLOW_PTRACE = 1u << 2,
+    /* With no `workspace`: make it a tmpfs inside the sandbox instead of a host directory.
+     * Nothing touches the host's disk and nothing is left to remove; the files live in
+     * memory and are gone at shutdown. sbx_session_workspace() is then NULL. */
+    SBX_SESSION_EPHEMERAL_WORKSPACE = 1u << 3,
 };
 #define SBX_SESSION_FLAGS_ALL                                                                 \
-    (SBX_SESSION_DETACHED | SBX_SESSION_KEEP_WORKSPACE | SBX_SESSION_ALLOW_PTRACE)
+    (SBX_SESSION_DETACHED | SBX_SESSION_KEEP_WORKSPACE | SBX_SESSION_ALLOW_PTRACE |          \
+     SBX_SESSION_EPHEMERAL_WORKSPACE)
 
 /* Session options. Zero in any field means its default. Fill with SBX_SESSION_OPTS_INIT. */
 typedef struct sbx_session_opts {
@@ -94,7 +99,8 @@ SBX_API int sbx_session_shutdown(sbx_session *s, sbx_error **err);
  * session. */
 SBX_API int sbx_session_running(sbx_session *s);
 
-/* Host path of the workspace directory (borrowed). Thread safety: any thread. */
+/* Host path of the workspace directory (borrowed); NULL for an ephemeral workspace.
+ * Thread safety: any thread. */
 SBX_API const char *sbx_session_workspace(const sbx_session *s);
 
 /* Workspace root inside the sandbox, e.g. "/workspace" (borrowed). */

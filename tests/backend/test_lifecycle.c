@@ -384,3 +384,18 @@ Test(backend_lifecycle, concurrent_starts_with_idmapped_workspaces_do_not_deadlo
         cr_expect_eq(rmdir(ws[i]), 0);
     }
 }
+
+Test(backend_lifecycle, an_ephemeral_workspace_lives_in_the_sandbox_only)
+{
+    sbx_session_opts o = SBX_SESSION_OPTS_INIT;
+    o.flags = SBX_SESSION_EPHEMERAL_WORKSPACE;
+    sbx_session *s = sbx_test_start(&o);
+    cr_expect_null(sbx_session_workspace(s), "an ephemeral workspace has no host path");
+    sbx_exec_result_free(sbx_test_sh(s, "echo kept > f"));
+    sbx_exec_result *r = sbx_test_sh(s, "cat f; stat -c '%U %a' .; "
+                                        "grep ' /workspace ' /proc/self/mountinfo | "
+                                        "grep -c tmpfs");
+    cr_expect_str_eq((char *)r->out, "kept\nsandbox 755\n1\n");
+    sbx_exec_result_free(r);
+    sbx_session_free(s);
+}

@@ -22,8 +22,8 @@ static void usage(FILE *f)
             "\n"
             "options:\n"
             "  -w, --workspace DIR    host dir bound read-write at /workspace (default: a fresh\n"
-            "                         temporary dir, removed afterwards unless --keep)\n"
-            "      --keep             keep the temporary workspace and print its path\n"
+            "                         tmpfs inside the sandbox, gone afterwards)\n"
+            "      --keep             use a temporary host dir instead, keep it, print its path\n"
             "      --root PATH        workspace path inside the sandbox (default /workspace)\n"
             "  -t, --timeout SECONDS  kill the command and all it started after SECONDS\n"
             "  -e, --env K=V          set an environment variable (repeatable)\n"
@@ -170,6 +170,8 @@ static int run(struct run_opts *ro, char **cmd)
     ro->so.n_binds = ro->n_binds;
     if (ro->keep)
         ro->so.flags |= SBX_SESSION_KEEP_WORKSPACE;
+    else if (!ro->so.workspace)
+        ro->so.flags |= SBX_SESSION_EPHEMERAL_WORKSPACE; /* throwaway: keep it off the disk */
     ro->xo.argv = (const char *const *)cmd;
     ro->xo.shell = SBX_SHELL_NONE;
     /* stdin passes through only when asked (so `while read l; do sbx run ...; done` keeps
