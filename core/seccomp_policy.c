@@ -100,10 +100,12 @@ static int parse_cond(char **w, int n, struct sbx_sc_cond *c)
     return -1;
 }
 
+/* strtok_r: sessions are created from any thread (sbx_session_new is "any thread"). */
 static int split(char *line, char **w, int max)
 {
     int n = 0;
-    for (char *t = strtok(line, " \t"); t && n < max; t = strtok(NULL, " \t"))
+    char *save = NULL;
+    for (char *t = strtok_r(line, " \t", &save); t && n < max; t = strtok_r(NULL, " \t", &save))
         w[n++] = t;
     return n;
 }

@@ -359,7 +359,11 @@ static void *start_idmapped(void *arg)
     o.workspace = ws;
     for (int i = 0; i < 5; i++) {
         sbx_session *s = NULL;
-        if (sbx_session_new(&o, &s, NULL) < 0 || sbx_session_start(s, NULL) < 0) {
+        sbx_error *e = NULL;
+        if (sbx_session_new(&o, &s, &e) < 0 || sbx_session_start(s, &e) < 0) {
+            fprintf(stderr, "concurrent start: %s [stage %s]\n", sbx_error_message(e),
+                    sbx_error_context_get(e, "stage") ? sbx_error_context_get(e, "stage") : "-");
+            sbx_error_free(e);
             sbx_session_free(s);
             return (void *)1;
         }
