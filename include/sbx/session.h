@@ -36,7 +36,9 @@ typedef struct sbx_bind {
 
 enum sbx_session_flags {
     /* The sandbox outlives the process that started it (for the daemon and session CLI). By
-     * default the sandbox dies as soon as its creator does. */
+     * default the sandbox dies as soon as its creator does. Another process cannot attach
+     * to a detached sandbox yet: the creator shuts it down, or anyone kills its agent
+     * (sbx_session_agent_pid()), which ends every process in it. */
     SBX_SESSION_DETACHED = 1u << 0,
     /* Keep a workspace that sbx created itself when the session is freed. */
     SBX_SESSION_KEEP_WORKSPACE = 1u << 1,
