@@ -28,6 +28,7 @@ int sbx__wire_config_encode(const struct sbx_wire_config *c, struct sbx_wbuf *b)
         sbx__wbuf_str(b, c->mounts[i].src);
         sbx__wbuf_str(b, c->mounts[i].dst);
     }
+    sbx__wbuf_u32(b, c->nproc);
     sbx__wbuf_bytes(b, c->filter, c->filter_len);
     return b->failed ? -ENOMEM : 0;
 }
@@ -57,6 +58,7 @@ int sbx__wire_config_decode(const unsigned char *p, size_t len, struct sbx_wire_
         c->mounts[i].src = sbx__rbuf_str(&r);
         c->mounts[i].dst = sbx__rbuf_str(&r);
     }
+    c->nproc = sbx__rbuf_u32(&r);
     if (!r.bad)
         c->filter = sbx__rbuf_bytes(&r, &c->filter_len);
     if (r.bad || r.off != r.len || c->n_mounts == 0) {

@@ -45,6 +45,7 @@ struct sbx_wire_config {
     char *user_name; /* name of sandbox_uid in the generated /etc/passwd */
     uint32_t n_mounts; /* mounts[0] is the workspace, at `root` */
     struct sbx_wire_mount *mounts;
+    uint32_t nproc;        /* RLIMIT_NPROC for commands */
     unsigned char *filter; /* seccomp BPF program (struct sock_filter[]) for commands */
     uint32_t filter_len;   /* bytes; 0: none */
 };

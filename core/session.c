@@ -48,6 +48,7 @@ struct sbx_session {
     size_t n_binds;
     char **env;
     uint32_t uid_base;
+    unsigned nproc;
     unsigned flags;
     char *agent_path;
     struct sbx_backend_ids ids;
@@ -189,6 +190,7 @@ int sbx_session_new(const sbx_session_opts *o, sbx_session **out, sbx_error **er
     pthread_cond_init(&s->idle, NULL);
     s->ops = &sbx__ns_backend_ops;
     s->uid_base = o->uid_base ? o->uid_base : SBX_DEFAULT_UID_BASE;
+    s->nproc = o->nproc ? o->nproc : SBX_DEFAULT_NPROC;
     s->flags = o->flags;
     s->ops->ids(&s->ids);
     sbx__uuid4(s->id);
@@ -247,6 +249,7 @@ static int start_sandbox(sbx_session *s, int begin_only, sbx_error **err)
     if (ephemeral && !(s->workspace = strdup("")))
         return sbx_err(err, SBX_ENOMEM, 0, "start", "out of memory");
     struct sbx_backend_config c = {
+        .nproc = s->nproc,
         .seccomp_bpf = bpf,
         .seccomp_bpf_len = bpf_len,
         .workspace = ephemeral ? NULL : s->workspace,

@@ -30,6 +30,7 @@
 unsigned char *sbx_agent_filter;
 uint32_t sbx_agent_filter_len;
 int sbx_agent_dumpable;
+uint32_t sbx_agent_nproc;
 
 static void reap_all(void)
 {
@@ -109,6 +110,7 @@ static int setup(int sock)
         sbx_agent_net_end(&net);
     for (size_t i = 0; i < n_fds; i++)
         close(fds[i]);
+    sbx_agent_nproc = c.nproc;
     sbx_agent_filter = c.filter; /* kept for the life of the agent */
     sbx_agent_filter_len = c.filter_len;
     c.filter = NULL;

@@ -25,6 +25,7 @@
 #include <sys/prctl.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -135,6 +136,15 @@ __attribute__((noreturn)) static void run_child(struct spawn_ctx *ctx)
         child_fail(ctx, "setgroups");
     if (drop_caps(cap_max) < 0)
         child_fail(ctx, "capbset");
+    /* No core dumps (they would land in the workspace, and can hold secrets), and a cap on
+     * the sandbox user's processes: RLIMIT_NPROC is counted per user namespace, so it bounds
+     * a fork bomb across all commands of the session while the agent (its own id) can still
+     * fork. A second line behind a pids cgroup. */
+    struct rlimit no_core = {0, 0};
+    struct rlimit nproc = {sbx_agent_nproc, sbx_agent_nproc};
+    if (setrlimit(RLIMIT_CORE, &no_core) < 0 ||
+        (sbx_agent_nproc && setrlimit(RLIMIT_NPROC, &nproc) < 0))
+        child_fail(ctx, "rlimit");
     if (setresgid(x->gid, x->gid, x->gid) < 0)
         child_fail(ctx, "setgid");
     if (setresuid(x->uid, x->uid, x->uid) < 0)

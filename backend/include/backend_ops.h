@@ -56,6 +56,7 @@ struct sbx_backend_config {
     int detached;
     const char *agent_path; /* NULL = locate */
     const char *id;         /* session id, for names and messages */
+    unsigned nproc;                     /* RLIMIT_NPROC of commands */
     const unsigned char *seccomp_bpf;   /* compiled filter applied to every command */
     size_t seccomp_bpf_len;             /* 0: none */
 };

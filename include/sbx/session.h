@@ -72,12 +72,16 @@ typedef struct sbx_session_opts {
                                   running program, then the installed libexec path */
     const char *seccomp_policy; /* seccomp policy text for every command (sbx/seccomp.h);
                                   NULL: sbx_seccomp_default_policy() */
+    unsigned nproc;            /* RLIMIT_NPROC of commands: processes the sandbox user may
+                                  have at once, all commands together (the count is per user
+                                  namespace); default SBX_DEFAULT_NPROC */
 } sbx_session_opts;
 
 #define SBX_SESSION_OPTS_INIT {.size = sizeof(sbx_session_opts)}
 #define SBX_DEFAULT_UID_BASE  1610612736u /* 0x60000000: inside the range systemd reserves
                                               for containers, unused by host accounts */
 #define SBX_SANDBOX_UID       1000u
+#define SBX_DEFAULT_NPROC     4096u
 #define SBX_SANDBOX_USER      "sandbox"
 
 /* Records the configuration and validates it (EINVAL with a message naming the bad field).

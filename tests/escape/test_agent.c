@@ -53,3 +53,35 @@ Test(escape_agent, root_inside_cannot_kill_or_limit_pid1_or_its_supervisor)
     sbx_exec_result_free(r);
     sbx_session_free(s);
 }
+
+Test(escape_agent, a_fork_bomb_is_bounded_by_the_process_limit)
+{
+    /* Bounded twice: the sandbox's RLIMIT_NPROC (under test) and the script's own 1000
+     * attempts, so a broken limit fails the test instead of filling the host's pid table. */
+    sbx_session_opts o = SBX_SESSION_OPTS_INIT;
+    o.nproc = 64;
+    sbx_session *s = sbx_test_start(&o);
+    sbx_exec_result *r = sbx_test_sh(
+        s, "python3 -c \"import os, time\npids = []\ntry:\n"
+           "    while len(pids) < 1000:\n        p = os.fork()\n"
+           "        if p == 0:\n            time.sleep(30)\n            os._exit(0)\n"
+           "        pids.append(p)\n    print('unbounded')\nexcept BlockingIOError:\n"
+           "    print('limited', len(pids) < 64)\nfor p in pids:\n    os.kill(p, 9)\n"
+           "for p in pids:\n    os.waitpid(p, 0)\"");
+    cr_expect_str_eq((char *)r->out, "limited True\n", "stderr: %s", (char *)r->err);
+    sbx_exec_result_free(r);
+    r = sbx_test_sh(s, "echo still-usable");
+    cr_expect_str_eq((char *)r->out, "still-usable\n");
+    sbx_exec_result_free(r);
+    sbx_session_free(s);
+}
+
+Test(escape_agent, commands_dump_no_core)
+{
+    sbx_session *s = sbx_test_start(NULL);
+    sbx_exec_result *r =
+        sbx_test_sh(s, "grep 'Max core' /proc/self/limits | tr -s ' ' | sed 's/ $//'");
+    cr_expect_str_eq((char *)r->out, "Max core file size 0 0 bytes\n");
+    sbx_exec_result_free(r);
+    sbx_session_free(s);
+}

@@ -37,6 +37,7 @@ static void usage(FILE *f)
             "      --seccomp FILE     seccomp policy for the command (default: the built-in one,\n"
             "                         see sbx seccomp dump)\n"
             "      --allow-ptrace     let commands trace each other (debuggers)\n"
+            "      --nproc N          at most N processes of the sandbox user (default 4096)\n"
             "      --json             print one JSON object {exit_code, timed_out, duration_ms,\n"
             "                         stdout, stderr} instead of passing output through\n"
             "  -h, --help             show this help\n"
@@ -69,7 +70,7 @@ __attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
 
 static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
 {
-    enum { O_KEEP = 256, O_ROOT, O_HOSTNAME, O_BIND, O_RO_BIND, O_JSON, O_SECCOMP, O_PTRACE };
+    enum { O_KEEP = 256, O_ROOT, O_HOSTNAME, O_BIND, O_RO_BIND, O_JSON, O_SECCOMP, O_PTRACE, O_NPROC };
     static const struct option longs[] = {
         {"workspace", required_argument, NULL, 'w'}, {"keep", no_argument, NULL, O_KEEP},
         {"root", required_argument, NULL, O_ROOT},   {"timeout", required_argument, NULL, 't'},
@@ -79,6 +80,7 @@ static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
         {"json", no_argument, NULL, O_JSON},         {"help", no_argument, NULL, 'h'},
         {"stdin", no_argument, NULL, 'i'},           {"seccomp", required_argument, NULL, O_SECCOMP},
         {"allow-ptrace", no_argument, NULL, O_PTRACE},
+        {"nproc", required_argument, NULL, O_NPROC},
         {NULL, 0, NULL, 0}};
     char msg[512];
     int c;
@@ -140,6 +142,14 @@ static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
         case O_PTRACE:
             ro->so.flags |= SBX_SESSION_ALLOW_PTRACE;
             break;
+        case O_NPROC: {
+            char *end = NULL;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (!*optarg || *end || v == 0 || v > 4194304)
+                return fail("--nproc '%s' is not a number of processes (1 to 4194304)", optarg);
+            ro->so.nproc = (unsigned)v;
+            break;
+        }
         case 'h':
             usage(stdout);
             return -1;
