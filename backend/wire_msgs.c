@@ -29,6 +29,7 @@ int sbx__wire_config_encode(const struct sbx_wire_config *c, struct sbx_wbuf *b)
         sbx__wbuf_str(b, c->mounts[i].dst);
     }
     sbx__wbuf_u32(b, c->nproc);
+    sbx__wbuf_u64(b, c->tmpfs_bytes);
     sbx__wbuf_bytes(b, c->filter, c->filter_len);
     return b->failed ? -ENOMEM : 0;
 }
@@ -59,6 +60,7 @@ int sbx__wire_config_decode(const unsigned char *p, size_t len, struct sbx_wire_
         c->mounts[i].dst = sbx__rbuf_str(&r);
     }
     c->nproc = sbx__rbuf_u32(&r);
+    c->tmpfs_bytes = sbx__rbuf_u64(&r);
     if (!r.bad)
         c->filter = sbx__rbuf_bytes(&r, &c->filter_len);
     if (r.bad || r.off != r.len || c->n_mounts == 0) {

@@ -46,6 +46,7 @@ struct sbx_wire_config {
     uint32_t n_mounts; /* mounts[0] is the workspace, at `root` */
     struct sbx_wire_mount *mounts;
     uint32_t nproc;        /* RLIMIT_NPROC for commands */
+    uint64_t tmpfs_bytes;  /* size= of /tmp, /dev/shm, an ephemeral workspace; 0: default */
     unsigned char *filter; /* seccomp BPF program (struct sock_filter[]) for commands */
     uint32_t filter_len;   /* bytes; 0: none */
 };

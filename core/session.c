@@ -49,6 +49,7 @@ struct sbx_session {
     char **env;
     uint32_t uid_base;
     unsigned nproc;
+    uint64_t tmpfs_bytes;
     unsigned flags;
     char *agent_path;
     struct sbx_backend_ids ids;
@@ -191,6 +192,7 @@ int sbx_session_new(const sbx_session_opts *o, sbx_session **out, sbx_error **er
     s->ops = &sbx__ns_backend_ops;
     s->uid_base = o->uid_base ? o->uid_base : SBX_DEFAULT_UID_BASE;
     s->nproc = o->nproc ? o->nproc : SBX_DEFAULT_NPROC;
+    s->tmpfs_bytes = o->tmpfs_bytes;
     s->flags = o->flags;
     s->ops->ids(&s->ids);
     sbx__uuid4(s->id);
@@ -250,6 +252,7 @@ static int start_sandbox(sbx_session *s, int begin_only, sbx_error **err)
         return sbx_err(err, SBX_ENOMEM, 0, "start", "out of memory");
     struct sbx_backend_config c = {
         .nproc = s->nproc,
+        .tmpfs_bytes = s->tmpfs_bytes,
         .seccomp_bpf = bpf,
         .seccomp_bpf_len = bpf_len,
         .workspace = ephemeral ? NULL : s->workspace,

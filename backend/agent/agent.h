@@ -24,7 +24,10 @@ int sbx_agent_rootfs(const struct sbx_wire_config *c, const int *fds, size_t n_f
 
 /* Pieces of the root (rootfs_dev.c): /dev, and the generated /etc files. `newroot` is the
  * new root's path before pivot_root. */
-int sbx_agent_make_dev(const char *newroot, struct sbx_agent_fail *fail);
+int sbx_agent_make_dev(const char *newroot, const struct sbx_wire_config *c,
+                       struct sbx_agent_fail *fail);
+/* Mount options for a sandbox-writable tmpfs: `base` plus the configured size (static). */
+const char *sbx_agent_tmpfs_opts(const struct sbx_wire_config *c, const char *base);
 int sbx_agent_make_etc(const char *newroot, const struct sbx_wire_config *c,
                        struct sbx_agent_fail *fail);
 

@@ -88,6 +88,11 @@ static int tmpfs_tree(const struct sbx_wire_config *c)
     snprintf(id, sizeof(id), "%u", c->sandbox_gid);
     if (r == 0)
         r = fsconfig(fs, FSCONFIG_SET_STRING, "gid", id, 0);
+    if (r == 0 && c->tmpfs_bytes) {
+        char size[32];
+        snprintf(size, sizeof(size), "%llu", (unsigned long long)c->tmpfs_bytes);
+        r = fsconfig(fs, FSCONFIG_SET_STRING, "size", size, 0);
+    }
     if (r == 0)
         r = fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0);
     int m = r == 0 ? fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV) : -1;
@@ -261,6 +266,15 @@ static int bind_user(const struct sbx_wire_config *c, const int *fds, size_t n_f
     return r;
 }
 
+const char *sbx_agent_tmpfs_opts(const struct sbx_wire_config *c, const char *base)
+{
+    static char opts[96];
+    if (!c->tmpfs_bytes)
+        return base;
+    snprintf(opts, sizeof(opts), "%s,size=%llu", base, (unsigned long long)c->tmpfs_bytes);
+    return opts;
+}
+
 static int mount_tmpfs(const char *dst, const char *opts, unsigned long flags)
 {
     return mount("tmpfs", dst, "tmpfs", flags, opts);
@@ -279,13 +293,14 @@ int sbx_agent_rootfs(const struct sbx_wire_config *c, const int *fds, size_t n_f
         return fail_at(f, "root_tmpfs", NEWROOT);
     if (bind_system(f) < 0)
         return -1;
-    if (sbx_agent_make_etc(NEWROOT, c, f) < 0 || sbx_agent_make_dev(NEWROOT, f) < 0)
+    if (sbx_agent_make_etc(NEWROOT, c, f) < 0 || sbx_agent_make_dev(NEWROOT, c, f) < 0)
         return -1;
     if (mkdir(NEWROOT "/proc", 0555) < 0 ||
         mount("proc", NEWROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
         return fail_at(f, "proc", "/proc");
     if (mkdir(NEWROOT "/tmp", 01777) < 0 ||
-        mount_tmpfs(NEWROOT "/tmp", "mode=1777", MS_NOSUID | MS_NODEV) < 0)
+        mount_tmpfs(NEWROOT "/tmp", sbx_agent_tmpfs_opts(c, "mode=1777"),
+                    MS_NOSUID | MS_NODEV) < 0)
         return fail_at(f, "tmp", "/tmp");
     int r = bind_user(c, fds, n_fds, tree_fds, f);
     for (uint32_t i = 0; i < c->n_mounts; i++)

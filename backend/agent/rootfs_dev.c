@@ -49,7 +49,8 @@ static int write_str(const char *path, const char *s)
     return write_file(path, s, strlen(s), 0644);
 }
 
-int sbx_agent_make_dev(const char *newroot, struct sbx_agent_fail *f)
+int sbx_agent_make_dev(const char *newroot, const struct sbx_wire_config *c,
+                       struct sbx_agent_fail *f)
 {
     static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
     char dev[256], p[320];
@@ -77,7 +78,8 @@ int sbx_agent_make_dev(const char *newroot, struct sbx_agent_fail *f)
         return fail_at(f, "dev_link", "/dev/ptmx");
     snprintf(p, sizeof(p), "%s/shm", dev);
     if (mkdir(p, 01777) < 0 ||
-        mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0)
+        mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, sbx_agent_tmpfs_opts(c, "mode=1777")) <
+            0)
         return fail_at(f, "dev_shm", "/dev/shm");
     static const char *const links[][2] = {{"/proc/self/fd", "fd"},
                                            {"/proc/self/fd/0", "stdin"},

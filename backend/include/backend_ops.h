@@ -57,6 +57,7 @@ struct sbx_backend_config {
     const char *agent_path; /* NULL = locate */
     const char *id;         /* session id, for names and messages */
     unsigned nproc;                     /* RLIMIT_NPROC of commands */
+    uint64_t tmpfs_bytes;               /* size of /tmp, /dev/shm, ephemeral workspace */
     const unsigned char *seccomp_bpf;   /* compiled filter applied to every command */
     size_t seccomp_bpf_len;             /* 0: none */
 };

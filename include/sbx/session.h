@@ -72,6 +72,9 @@ typedef struct sbx_session_opts {
                                   running program, then the installed libexec path */
     const char *seccomp_policy; /* seccomp policy text for every command (sbx/seccomp.h);
                                   NULL: sbx_seccomp_default_policy() */
+    uint64_t tmpfs_bytes;      /* size of each memory-backed filesystem the sandbox can write:
+                                  /tmp, /dev/shm and an ephemeral workspace; default the
+                                  kernel's (half of RAM) */
     unsigned nproc;            /* RLIMIT_NPROC of commands: processes the sandbox user may
                                   have at once, all commands together (the count is per user
                                   namespace); default SBX_DEFAULT_NPROC */

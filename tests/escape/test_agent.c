@@ -85,3 +85,19 @@ Test(escape_agent, commands_dump_no_core)
     sbx_exec_result_free(r);
     sbx_session_free(s);
 }
+
+Test(escape_agent, memory_backed_filesystems_are_size_limited)
+{
+    /* /tmp, /dev/shm and an ephemeral workspace live in RAM: a size cap keeps a disk-fill
+     * attempt from eating the host's memory. Writes are bounded (2 MiB each). */
+    sbx_session_opts o = SBX_SESSION_OPTS_INIT;
+    o.tmpfs_bytes = 1u << 20;
+    o.flags = SBX_SESSION_EPHEMERAL_WORKSPACE;
+    sbx_session *s = sbx_test_start(&o);
+    sbx_exec_result *r = sbx_test_sh(
+        s, "for d in /tmp /dev/shm /workspace; do head -c 2097152 /dev/zero > $d/fill 2>/dev/null"
+           " && echo \"$d unbounded\" || echo \"$d full\"; rm -f $d/fill; done");
+    cr_expect_str_eq((char *)r->out, "/tmp full\n/dev/shm full\n/workspace full\n");
+    sbx_exec_result_free(r);
+    sbx_session_free(s);
+}

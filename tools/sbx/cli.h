@@ -3,6 +3,7 @@
 #define SBX_CLI_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <sbx/sbx.h>
 
@@ -16,6 +17,9 @@ int sbx_cmd_run(int argc, char **argv);
 int sbx_cmd_seccomp(int argc, char **argv);
 
 /* cli_opts.c */
+/* Parses a byte size with an optional K, M or G suffix (powers of 1024); -1 if malformed or
+ * zero. */
+int sbx_cli_parse_size(const char *s, uint64_t *out);
 /* Parses a non-negative number of seconds ("1.5"); -1 if malformed. */
 double sbx_cli_parse_seconds(const char *s);
 /* Splits "SRC[:DST]" into a bind; DST defaults to SRC. Returns 0 or -1 with a message. */

@@ -18,6 +18,28 @@ double sbx_cli_parse_seconds(const char *s)
     return v;
 }
 
+int sbx_cli_parse_size(const char *s, uint64_t *out)
+{
+    char *end = NULL;
+    if (!s || *s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    int shift = 0;
+    if (*end == 'K' || *end == 'k')
+        shift = 10;
+    else if (*end == 'M' || *end == 'm')
+        shift = 20;
+    else if (*end == 'G' || *end == 'g')
+        shift = 30;
+    if (shift)
+        end++;
+    if (errno || *end || v == 0 || v > (~0ull >> shift))
+        return -1;
+    *out = (uint64_t)(v << shift);
+    return 0;
+}
+
 int sbx_cli_parse_bind(const char *arg, int readonly, sbx_bind *out, char *msg, size_t msg_len)
 {
     const char *colon = strchr(arg, ':');

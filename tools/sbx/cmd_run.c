@@ -38,6 +38,7 @@ static void usage(FILE *f)
             "                         see sbx seccomp dump)\n"
             "      --allow-ptrace     let commands trace each other (debuggers)\n"
             "      --nproc N          at most N processes of the sandbox user (default 4096)\n"
+            "      --tmpfs-size SIZE  size of /tmp, /dev/shm and a tmpfs workspace, e.g. 512M\n"
             "      --json             print one JSON object {exit_code, timed_out, duration_ms,\n"
             "                         stdout, stderr} instead of passing output through\n"
             "  -h, --help             show this help\n"
@@ -70,7 +71,7 @@ __attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
 
 static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
 {
-    enum { O_KEEP = 256, O_ROOT, O_HOSTNAME, O_BIND, O_RO_BIND, O_JSON, O_SECCOMP, O_PTRACE, O_NPROC };
+    enum { O_KEEP = 256, O_ROOT, O_HOSTNAME, O_BIND, O_RO_BIND, O_JSON, O_SECCOMP, O_PTRACE, O_NPROC, O_TMPFS };
     static const struct option longs[] = {
         {"workspace", required_argument, NULL, 'w'}, {"keep", no_argument, NULL, O_KEEP},
         {"root", required_argument, NULL, O_ROOT},   {"timeout", required_argument, NULL, 't'},
@@ -81,6 +82,7 @@ static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
         {"stdin", no_argument, NULL, 'i'},           {"seccomp", required_argument, NULL, O_SECCOMP},
         {"allow-ptrace", no_argument, NULL, O_PTRACE},
         {"nproc", required_argument, NULL, O_NPROC},
+        {"tmpfs-size", required_argument, NULL, O_TMPFS},
         {NULL, 0, NULL, 0}};
     char msg[512];
     int c;
@@ -150,6 +152,10 @@ static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
             ro->so.nproc = (unsigned)v;
             break;
         }
+        case O_TMPFS:
+            if (sbx_cli_parse_size(optarg, &ro->so.tmpfs_bytes) < 0)
+                return fail("--tmpfs-size '%s' is not a size (like 4096, 64K, 512M, 2G)", optarg);
+            break;
         case 'h':
             usage(stdout);
             return -1;
