@@ -93,6 +93,9 @@ Test(tools_cli, bad_input_is_one_clear_line)
         {"--bind", "relative", "relative"},
         {"--user", "mallory", "mallory"},
         {"--hostname", "bad host", "hostname"},
+        {"--nproc", "0", "--nproc"},
+        {"--tmpfs-size", "5Q", "--tmpfs-size"},
+        {"--seccomp", "/nonexistent/policy", "/nonexistent/policy"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         int st = SBX("run", (char *)cases[i][0], (char *)cases[i][1], "--", "true");
