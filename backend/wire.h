@@ -27,8 +27,6 @@ enum sbx_wire_type {
     SBX_MSG_EXEC_DONE = 12,  /* agent -> host, op: {u32 kind, i32 code, u32 killed} */
     SBX_MSG_EXEC_SPAWN_ERROR = 13, /* agent -> host, op: {u32 errno, str stage} */
     SBX_MSG_KILL = 14,       /* host -> agent, op: kill the command and all it started */
-    SBX_MSG_PING = 20,       /* host -> agent, op; answered with PONG */
-    SBX_MSG_PONG = 21,
 };
 
 #define SBX_WIRE_MAX_PAYLOAD (16u << 20)

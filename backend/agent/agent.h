@@ -43,6 +43,8 @@ void sbx_agent_net_end(struct sbx_agent_net *n);
 /* The seccomp program every command loads before execve (from CONFIG; empty: none). */
 extern unsigned char *sbx_agent_filter;
 extern uint32_t sbx_agent_filter_len;
+/* The kernel's highest capability number, read once at start (every exec drops them all). */
+extern int sbx_agent_cap_last;
 /* RLIMIT_NPROC for commands (from CONFIG). */
 extern uint32_t sbx_agent_nproc;
 /* Root callers: the agent has its own id and stays dumpable (see agent_main.c). */

@@ -30,6 +30,7 @@
 unsigned char *sbx_agent_filter;
 uint32_t sbx_agent_filter_len;
 int sbx_agent_dumpable;
+int sbx_agent_cap_last;
 uint32_t sbx_agent_nproc;
 
 static void reap_all(void)
@@ -170,6 +171,7 @@ int main(void)
     sigprocmask(SIG_BLOCK, &set, NULL);
     int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 
+    sbx_agent_cap_last = sbx__cap_last();
     int detached = setup(sock);
     if (detached < 0)
         return 1;

@@ -296,7 +296,7 @@ static void serve_exec(int chan, const unsigned char *p, size_t len, int *fds, s
         send_u32s(chan, SBX_MSG_EXEC_SPAWN_ERROR, v, 1);
         return;
     }
-    struct spawn_ctx ctx = {.x = &x, .stdio = stdio, .cap_max = sbx__cap_last(), .mask = &old};
+    struct spawn_ctx ctx = {.x = &x, .stdio = stdio, .cap_max = sbx_agent_cap_last, .mask = &old};
     pid_t pid = spawn(&ctx);
     int spawn_errno = errno;
     /* The child's uid change reset the dumpable flag of the memory it shared with us; as the
@@ -338,8 +338,6 @@ void sbx_agent_serve_op(int chan)
     if (sbx__wire_recv(chan, &h, &p, fds, 4, &n_fds) == 0) {
         if (h.type == SBX_MSG_EXEC)
             serve_exec(chan, p, h.len, fds, n_fds);
-        else if (h.type == SBX_MSG_PING)
-            sbx__wire_send(chan, SBX_MSG_PONG, NULL, 0, NULL, 0);
     }
     _exit(0);
 }
