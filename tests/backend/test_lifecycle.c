@@ -302,18 +302,8 @@ Test(backend_lifecycle, one_shot_run_reports_the_sandbox_build_failure)
     char link[128];
     snprintf(link, sizeof(link), "%s/d", ws);
     cr_assert_eq(symlink("/etc", link), 0);
-    sbx_bind b = {.src = "/usr/share", .dst = "/workspace/d/x", .readonly = 1};
-    sbx_session_opts o = SBX_SESSION_OPTS_INIT;
-    o.workspace = ws;
-    o.binds = &b;
-    o.n_binds = 1;
-    const char *argv[] = {"true", NULL};
-    sbx_exec_opts x = SBX_EXEC_OPTS_INIT;
-    x.argv = argv;
-    sbx_exec_result *r = NULL;
     sbx_error *err = NULL;
-    cr_expect_eq(sbx_run(&o, &x, &r, &err), SBX_EBACKEND);
-    cr_expect_null(r);
+    cr_expect_eq(sbx_test_run_with_bind(ws, "/usr/share", "/workspace/d/x", &err), SBX_EBACKEND);
     cr_expect_str_eq(sbx_error_context_get(err, "stage"), "mount_point_symlink", "%s",
                      sbx_error_message(err));
     sbx_error_free(err);

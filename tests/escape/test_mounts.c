@@ -113,17 +113,9 @@ Test(escape_mounts, a_planted_fifo_cannot_hang_the_sandbox_build)
     char fifo[128];
     snprintf(fifo, sizeof(fifo), "%s/hn", ws);
     cr_assert_eq(mkfifo(fifo, 0644), 0);
-    sbx_bind b = {.src = "/etc/hostname", .dst = "/workspace/hn", .readonly = 1};
-    sbx_session_opts o = SBX_SESSION_OPTS_INIT;
-    o.workspace = ws;
-    o.binds = &b;
-    o.n_binds = 1;
-    const char *argv[] = {"true", NULL};
-    sbx_exec_opts x = SBX_EXEC_OPTS_INIT;
-    x.argv = argv;
-    sbx_exec_result *r = NULL;
     sbx_error *err = NULL;
-    cr_expect_eq(sbx_run(&o, &x, &r, &err), SBX_EBACKEND, "%s", sbx_error_message(err));
+    cr_expect_eq(sbx_test_run_with_bind(ws, "/etc/hostname", "/workspace/hn", &err), SBX_EBACKEND,
+                 "%s", sbx_error_message(err));
     cr_expect_str_eq(sbx_error_context_get(err, "stage"), "mount_point");
     sbx_error_free(err);
     unlink(fifo);

@@ -184,3 +184,21 @@ void sbx_test_mkdtemp_ws(char *tmpl)
     if (geteuid() == 0)
         cr_assert_eq(chown(tmpl, 4242, 4242), 0);
 }
+
+int sbx_test_run_with_bind(const char *ws, const char *src, const char *dst, sbx_error **err)
+{
+    sbx_bind b = {.src = src, .dst = dst, .readonly = 1};
+    sbx_session_opts o = SBX_SESSION_OPTS_INIT;
+    o.workspace = ws;
+    o.binds = &b;
+    o.n_binds = 1;
+    const char *argv[] = {"true", NULL};
+    sbx_exec_opts x = SBX_EXEC_OPTS_INIT;
+    x.argv = argv;
+    sbx_exec_result *r = NULL;
+    int rc = sbx_run(&o, &x, &r, err);
+    if (rc < 0)
+        cr_expect_null(r);
+    sbx_exec_result_free(r);
+    return rc;
+}

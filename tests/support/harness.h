@@ -40,6 +40,10 @@ int sbx_test_count_in_pidns(unsigned long ino);
  * a user's project directory would be, so the sandbox user gets it idmapped. */
 void sbx_test_mkdtemp_ws(char *tmpl);
 
+/* sbx_run("true") in workspace `ws` with one read-only bind src -> dst. Returns the code;
+ * asserts no result came back when it failed. *err is the caller's. */
+int sbx_test_run_with_bind(const char *ws, const char *src, const char *dst, sbx_error **err);
+
 /* Absolute path of a binary built next to the tests (e.g. "sbx"). Static buffer. */
 const char *sbx_test_bin(const char *name);
 
