@@ -103,7 +103,7 @@ void sbx__in_on_src(struct sbx_in_feed *f, short revents)
 /* write() to a pipe whose reader is gone raises SIGPIPE, which would kill the embedder: a
  * sandboxed command closing its stdin must only end the feed. The signal is blocked in this
  * thread for the write, and one it raised is consumed before the mask is restored. */
-static ssize_t write_nosigpipe(int fd, const void *buf, size_t len)
+ssize_t sbx__write_nosigpipe(int fd, const void *buf, size_t len)
 {
     sigset_t pipe_set, old;
     sigemptyset(&pipe_set);
@@ -129,7 +129,7 @@ void sbx__in_on_pipe(struct sbx_in_feed *f, short revents)
     if (!revents || f->pipe < 0)
         return;
     while (f->off < f->len) {
-        ssize_t n = write_nosigpipe(f->pipe, f->buf + f->off, f->len - f->off);
+        ssize_t n = sbx__write_nosigpipe(f->pipe, f->buf + f->off, f->len - f->off);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN)

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* One output stream: a pipe read end drained into a capped buffer or copied to sink_fd. */
 struct sbx_out_stream {
@@ -36,5 +37,8 @@ short sbx__in_pipe_events(const struct sbx_in_feed *f);
 void sbx__in_on_src(struct sbx_in_feed *f, short revents);
 void sbx__in_on_pipe(struct sbx_in_feed *f, short revents);
 void sbx__in_close(struct sbx_in_feed *f);
+
+/* write() that returns EPIPE instead of raising SIGPIPE (which would kill the embedder). */
+ssize_t sbx__write_nosigpipe(int fd, const void *buf, size_t len);
 
 #endif

@@ -47,6 +47,20 @@ void sbx__ns_sock_timeouts(int fd);
 /* Opens a new operation channel to the agent; returns the host end or -errno. */
 int sbx__ns_open_channel(struct sbx_sandbox *sb);
 
+/* ns_files.c: the file ops of the ops table. */
+int sbx__ns_file(struct sbx_sandbox *sb, const struct sbx_backend_file_req *q, int stream_fd,
+                 struct sbx_backend_file_out *out, sbx_error **err);
+int sbx__ns_walk(struct sbx_sandbox *sb, const struct sbx_backend_file_req *q,
+                 sbx_backend_walk_cb cb, void *arg, struct sbx_backend_file_out *out,
+                 sbx_error **err);
+int sbx__ns_put_begin(struct sbx_sandbox *sb, const struct sbx_backend_file_req *q,
+                      struct sbx_backend_put **out, sbx_error **err);
+int sbx__ns_put_member(struct sbx_backend_put *p, const struct sbx_backend_member *m);
+int sbx__ns_put_data(struct sbx_backend_put *p, uint64_t offset, const void *buf, size_t n);
+int sbx__ns_put_file_end(struct sbx_backend_put *p);
+int sbx__ns_put_end(struct sbx_backend_put *p, int commit, struct sbx_backend_file_out *out,
+                    sbx_error **err);
+
 /* idmap.c: writes uid_map, setgroups and gid_map of `pid`. */
 int sbx__ns_write_idmaps(pid_t pid, int range_mapped, uint32_t uid_base, sbx_error **err);
 void sbx__ns_ids(struct sbx_backend_ids *out);

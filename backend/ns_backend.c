@@ -69,6 +69,13 @@ const struct sbx_backend_ops sbx__ns_backend_ops = {
     .kill = ns_kill,
     .agent_pid = ns_agent_pid,
     .destroy = ns_destroy,
+    .file = sbx__ns_file,
+    .walk = sbx__ns_walk,
+    .put_begin = sbx__ns_put_begin,
+    .put_member = sbx__ns_put_member,
+    .put_data = sbx__ns_put_data,
+    .put_file_end = sbx__ns_put_file_end,
+    .put_end = sbx__ns_put_end,
 };
 
 void sbx__ns_sock_timeouts(int fd)

@@ -27,6 +27,12 @@ enum sbx_wire_type {
     SBX_MSG_EXEC_DONE = 12,  /* agent -> host, op: {u32 kind, i32 code, u32 killed} */
     SBX_MSG_EXEC_SPAWN_ERROR = 13, /* agent -> host, op: {u32 errno, str stage} */
     SBX_MSG_KILL = 14,       /* host -> agent, op: kill the command and all it started */
+    SBX_MSG_FILE = 20,       /* host -> agent, op: a file operation (wire_msgs.h); fds:
+                                [data socket] for read, write, walk and put */
+    SBX_MSG_FILE_OPENED = 21, /* agent -> host, op: read: {u64 size}, bytes follow on data */
+    SBX_MSG_FILE_ENTRIES = 22, /* agent -> host, op: ls: {u32 n, n x entry} (wire_msgs.h) */
+    SBX_MSG_FILE_DONE = 23,  /* agent -> host, op: {i32 errno, u32 step, str detail,
+                                u64 bytes}: the operation's outcome, always last */
 };
 
 #define SBX_WIRE_MAX_PAYLOAD (16u << 20)

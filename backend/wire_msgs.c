@@ -119,3 +119,41 @@ void sbx__wire_exec_clear(struct sbx_wire_exec *x)
     strv_free(x->env);
     memset(x, 0, sizeof(*x));
 }
+
+int sbx__wire_file_encode(const struct sbx_wire_file *f, struct sbx_wbuf *b)
+{
+    sbx__wbuf_u32(b, f->op);
+    sbx__wbuf_u32(b, f->flags);
+    sbx__wbuf_u32(b, f->uid);
+    sbx__wbuf_u32(b, f->gid);
+    sbx__wbuf_str(b, f->root);
+    sbx__wbuf_str(b, f->path);
+    sbx__wbuf_strv(b, (const char *const *)f->skip);
+    return b->failed ? -ENOMEM : 0;
+}
+
+int sbx__wire_file_decode(const unsigned char *p, size_t len, struct sbx_wire_file *f)
+{
+    struct sbx_rbuf r = {.data = p, .len = len};
+    memset(f, 0, sizeof(*f));
+    f->op = sbx__rbuf_u32(&r);
+    f->flags = sbx__rbuf_u32(&r);
+    f->uid = sbx__rbuf_u32(&r);
+    f->gid = sbx__rbuf_u32(&r);
+    f->root = sbx__rbuf_str(&r);
+    f->path = sbx__rbuf_str(&r);
+    f->skip = sbx__rbuf_strv(&r, 1u << 16);
+    if (r.bad || r.off != r.len || !f->root || !f->path) {
+        sbx__wire_file_clear(f);
+        return -EBADMSG;
+    }
+    return 0;
+}
+
+void sbx__wire_file_clear(struct sbx_wire_file *f)
+{
+    free(f->root);
+    free(f->path);
+    strv_free(f->skip);
+    memset(f, 0, sizeof(*f));
+}

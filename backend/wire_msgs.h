@@ -63,6 +63,62 @@ struct sbx_wire_exec {
     char **env;
 };
 
+/* File operations run in a worker that has taken the requesting user's identity; paths are
+ * relative to `root` (the workspace mount point), "" naming the root itself. */
+enum sbx_wire_file_op {
+    SBX_FOP_LS = 1,
+    SBX_FOP_RM = 2,
+    SBX_FOP_MKDIR = 3,
+    SBX_FOP_READ = 4,  /* file bytes -> data socket */
+    SBX_FOP_WRITE = 5, /* data socket -> file, until the host shuts its end */
+    SBX_FOP_WALK = 6,  /* the tree under path -> data socket as bulk records (wire_bulk.h) */
+    SBX_FOP_PUT = 7,   /* bulk records from the data socket -> the tree under path */
+};
+
+enum sbx_wire_file_flags {
+    SBX_FOPF_RECURSIVE = 1u << 0, /* rm */
+    SBX_FOPF_PARENTS = 1u << 1,   /* mkdir */
+    SBX_FOPF_STAGE = 1u << 2,     /* put: unpack into a staging directory, then replace the
+                                     tree's contents with it (skip paths kept) */
+    SBX_FOPF_MODES = 1u << 3,     /* put: apply archived modes (already sanitised) and mtimes */
+};
+
+/* Which step a FILE_DONE error comes from, so the host can tell "not found" from "escapes the
+ * root" from "the disk is full". */
+enum sbx_wire_file_step {
+    SBX_FSTEP_NONE = 0,
+    SBX_FSTEP_RESOLVE = 1, /* resolving the path (EXDEV: it leads outside the root) */
+    SBX_FSTEP_OPEN = 2,
+    SBX_FSTEP_IO = 3,
+    SBX_FSTEP_IDENTITY = 4,
+    SBX_FSTEP_SYMLINK_PARENT = 5, /* put: a parent of the member is a symlink (detail) */
+    SBX_FSTEP_STREAM = 6,  /* the data stream broke or was malformed */
+};
+
+struct sbx_wire_file {
+    uint32_t op;
+    uint32_t flags;
+    uint32_t uid, gid;
+    char *root;
+    char *path;
+    char **skip; /* walk / staged put: relative paths left alone */
+};
+
+struct sbx_wire_file_entry {
+    char *name;
+    uint32_t kind; /* enum sbx_wire_kind */
+    uint32_t mode;
+    uint64_t size;
+    int64_t mtime;
+    uint32_t uid, gid;
+};
+
+enum sbx_wire_kind { SBX_KIND_FILE = 0, SBX_KIND_DIR = 1, SBX_KIND_SYMLINK = 2, SBX_KIND_OTHER = 3 };
+
+int sbx__wire_file_encode(const struct sbx_wire_file *f, struct sbx_wbuf *b);
+int sbx__wire_file_decode(const unsigned char *p, size_t len, struct sbx_wire_file *f);
+void sbx__wire_file_clear(struct sbx_wire_file *f);
+
 int sbx__wire_config_encode(const struct sbx_wire_config *c, struct sbx_wbuf *b);
 int sbx__wire_config_decode(const unsigned char *p, size_t len, struct sbx_wire_config *c);
 void sbx__wire_config_clear(struct sbx_wire_config *c);

@@ -43,6 +43,9 @@ static inline void *sbx__steal_ptr(void **p)
 /* Retry on EINTR and short counts. Return 0 or -1 with errno (read_full: EPIPE on early EOF). */
 int sbx__write_full(int fd, const void *buf, size_t len);
 int sbx__read_full(int fd, void *buf, size_t len);
+/* write_full for the caller's fds: EPIPE instead of SIGPIPE (which would kill the embedder),
+ * and waits out EAGAIN on a non-blocking fd. */
+int sbx__write_full_nosig(int fd, const void *buf, size_t len);
 
 /* NULL-terminated string vectors. */
 size_t sbx__strv_len(const char *const *v);

@@ -62,6 +62,7 @@ struct sbx_session {
     pthread_mutex_t lock; /* guards state, sb and inflight against concurrent execs */
     pthread_cond_t idle;  /* signalled when inflight drops to 0 */
     unsigned inflight;
+    struct sbx_session_files files; /* archive limits, skip paths (archive.c) */
 };
 
 static void assert_state(const sbx_session *s)
@@ -188,6 +189,7 @@ int sbx_session_new(const sbx_session_opts *o, sbx_session **out, sbx_error **er
         return sbx_err(err, SBX_ENOMEM, 0, "create", "out of memory");
     s->state = ST_NEW;
     pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->files.lock, NULL);
     pthread_cond_init(&s->idle, NULL);
     s->ops = &sbx__ns_backend_ops;
     s->uid_base = o->uid_base ? o->uid_base : SBX_DEFAULT_UID_BASE;
@@ -396,6 +398,8 @@ void sbx_session_free(sbx_session *s)
     free(s->seccomp_bpf);
     pthread_cond_destroy(&s->idle);
     pthread_mutex_destroy(&s->lock);
+    sbx__strv_free(s->files.skip);
+    pthread_mutex_destroy(&s->files.lock);
     free(s);
 }
 
@@ -657,4 +661,44 @@ int sbx_seccomp_check(const char *policy, int allow_ptrace, char **out, sbx_erro
         r = sbx_err(err, SBX_ENOMEM, 0, "seccomp", "out of memory");
     sbx__sc_free(&p);
     return r;
+}
+
+/* ---- for the other core files (core.h) ------------------------------------------------- */
+
+struct sbx_sandbox *sbx__session_acquire(sbx_session *s, const struct sbx_backend_ops **ops,
+                                         const char *op, sbx_error **err)
+{
+    if (!s) {
+        sbx_err(err, SBX_EINVAL, 0, op, "session is NULL");
+        return NULL;
+    }
+    struct sbx_sandbox *sb = sb_acquire(s);
+    if (!sb) {
+        sbx_err(err, SBX_ESTATE, 0, op, "session is not running: call start() first");
+        return NULL;
+    }
+    *ops = s->ops;
+    return sb;
+}
+
+void sbx__session_release(sbx_session *s)
+{
+    sb_release(s);
+}
+
+int sbx__session_user(const sbx_session *s, const char *user, uint32_t *uid, uint32_t *gid,
+                      sbx_error **err)
+{
+    const char *name;
+    return resolve_user(s, user, uid, gid, &name, err);
+}
+
+uint32_t sbx__session_sandbox_uid(const sbx_session *s)
+{
+    return s->ids.sandbox_uid;
+}
+
+struct sbx_session_files *sbx__session_files(sbx_session *s)
+{
+    return &s->files;
 }

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "file_ops.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
@@ -338,6 +339,8 @@ void sbx_agent_serve_op(int chan)
     if (sbx__wire_recv(chan, &h, &p, fds, 4, &n_fds) == 0) {
         if (h.type == SBX_MSG_EXEC)
             serve_exec(chan, p, h.len, fds, n_fds);
+        else if (h.type == SBX_MSG_FILE)
+            sbx_agent_serve_file(chan, p, h.len, fds, n_fds);
     }
     _exit(0);
 }

@@ -90,6 +90,86 @@ struct sbx_backend_exec_out {
     double duration_ms;
 };
 
+/* File operations (ns_files.c). Paths are relative to `root` (the workspace mount point
+ * inside), "" naming the root; core has normalised them. The operation runs inside the
+ * sandbox as uid/gid. */
+enum sbx_backend_fop {
+    SBX_BFOP_LS = 1,
+    SBX_BFOP_RM = 2,
+    SBX_BFOP_MKDIR = 3,
+    SBX_BFOP_READ = 4,  /* file -> stream_fd */
+    SBX_BFOP_WRITE = 5, /* stream_fd (to EOF) -> file */
+};
+enum {
+    SBX_BFOPF_RECURSIVE = 1u << 0,
+    SBX_BFOPF_PARENTS = 1u << 1,
+    SBX_BFOPF_STAGE = 1u << 2, /* put: into staging, swapped in at commit */
+    SBX_BFOPF_MODES = 1u << 3, /* put: apply modes and mtimes */
+};
+
+struct sbx_backend_file_req {
+    int op; /* enum sbx_backend_fop (ignored by walk and put) */
+    unsigned flags;
+    uint32_t uid, gid;
+    const char *root;
+    const char *path;
+    const char *const *skip; /* walk and staged put: relative paths left alone */
+};
+
+enum sbx_backend_kind { SBX_BK_FILE = 0, SBX_BK_DIR = 1, SBX_BK_SYMLINK = 2, SBX_BK_OTHER = 3 };
+
+struct sbx_backend_file_entry {
+    char *name;
+    int kind; /* enum sbx_backend_kind */
+    uint32_t mode;
+    uint64_t size;
+    int64_t mtime;
+    uint32_t uid, gid;
+};
+
+/* Where a failed operation stopped (the worker's errno and step). */
+enum sbx_backend_fstep {
+    SBX_BFS_ROOT = 0,     /* the workspace root is missing (err ENOENT) */
+    SBX_BFS_RESOLVE = 1,  /* resolving the path: EXDEV = it leads outside the root */
+    SBX_BFS_OPEN = 2,
+    SBX_BFS_IO = 3,
+    SBX_BFS_IDENTITY = 4,
+    SBX_BFS_SYMLINK_PARENT = 5, /* put: detail is "member\nsymlink prefix" */
+    SBX_BFS_STREAM = 6,
+};
+
+struct sbx_backend_file_out {
+    int err;       /* errno of the operation inside; 0 when it succeeded */
+    int step;      /* enum sbx_backend_fstep */
+    char *detail;  /* malloc'd: the path or member concerned */
+    uint64_t bytes;
+    uint64_t size; /* read: the file's size when opened */
+    struct sbx_backend_file_entry *entries; /* ls, malloc'd */
+    size_t n_entries;
+};
+void sbx__backend_file_out_clear(struct sbx_backend_file_out *o);
+
+/* One member of a tree in transit. For walk, a file's bytes (the sum of its extents' lengths)
+ * are read by the callback from data_fd, exactly, before it returns. */
+struct sbx_backend_extent {
+    uint64_t offset, len;
+};
+struct sbx_backend_member {
+    int kind; /* SBX_BK_FILE, SBX_BK_DIR, SBX_BK_SYMLINK */
+    const char *path; /* relative; "" is the root */
+    uint32_t mode;
+    int64_t mtime_sec;
+    uint32_t mtime_nsec;
+    uint64_t size;
+    const char *target;
+    size_t n_extents;
+    const struct sbx_backend_extent *extents;
+    int data_fd;
+};
+typedef int (*sbx_backend_walk_cb)(void *arg, const struct sbx_backend_member *m,
+                                   sbx_error **err);
+struct sbx_backend_put;
+
 struct sbx_backend_ops {
     const char *name;
     /* Which ids the sandbox will have for this caller (no side effects). */
@@ -114,6 +194,27 @@ struct sbx_backend_ops {
     /* Kills (if needed), waits until no process of the sandbox is left, and frees; no call
      * may be in flight. sb is gone afterwards. */
     int (*destroy)(struct sbx_sandbox *sb, sbx_error **err);
+
+    /* A file operation. Returns 0 when the sandbox answered (out->err says whether the
+     * operation itself worked) or an error when it could not be asked. */
+    int (*file)(struct sbx_sandbox *sb, const struct sbx_backend_file_req *q, int stream_fd,
+                struct sbx_backend_file_out *out, sbx_error **err);
+    /* Streams the tree at q->path to cb, member by member. A callback error stops the walk
+     * and is returned. */
+    int (*walk)(struct sbx_sandbox *sb, const struct sbx_backend_file_req *q,
+                sbx_backend_walk_cb cb, void *arg, struct sbx_backend_file_out *out,
+                sbx_error **err);
+    /* Writes a tree below q->path: begin, then per member put_member (files: put_data any
+     * number of times, then put_file_end), then put_end. put_* return -errno once the sandbox
+     * stopped reading (it failed: put_end says why). put_end commits when commit != 0 and
+     * always frees p. */
+    int (*put_begin)(struct sbx_sandbox *sb, const struct sbx_backend_file_req *q,
+                     struct sbx_backend_put **p, sbx_error **err);
+    int (*put_member)(struct sbx_backend_put *p, const struct sbx_backend_member *m);
+    int (*put_data)(struct sbx_backend_put *p, uint64_t offset, const void *buf, size_t n);
+    int (*put_file_end)(struct sbx_backend_put *p);
+    int (*put_end)(struct sbx_backend_put *p, int commit, struct sbx_backend_file_out *out,
+                   sbx_error **err);
 };
 
 /* Compiles a policy to a BPF program for this machine's architecture (foreign ABIs are

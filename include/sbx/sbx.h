@@ -2,8 +2,10 @@
 #ifndef SBX_SBX_H
 #define SBX_SBX_H
 
+#include "archive.h"
 #include "error.h"
 #include "exec.h"
+#include "files.h"
 #include "seccomp.h"
 #include "session.h"
 
