@@ -335,6 +335,8 @@ int sbx__ns_start_begin(const struct sbx_backend_config *c, struct sbx_sandbox *
     cfg.tmpfs_bytes = c->tmpfs_bytes;
     cfg.filter = (unsigned char *)c->seccomp_bpf;
     cfg.filter_len = (uint32_t)c->seccomp_bpf_len;
+    cfg.accounts = (char **)c->accounts;
+    cfg.groups = (char **)c->groups;
     if (r == 0)
         r = prepare(c, agent, &p, &cfg, err);
     struct sbx_sandbox *sb = NULL;

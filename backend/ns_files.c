@@ -55,6 +55,7 @@ static int send_request(struct sbx_sandbox *sb, const struct sbx_backend_file_re
                               .flags = q->flags,
                               .uid = q->uid,
                               .gid = q->gid,
+                              .mode = q->mode,
                               .root = (char *)q->root,
                               .path = (char *)q->path,
                               .skip = (char **)q->skip};

@@ -31,6 +31,8 @@ int sbx__wire_config_encode(const struct sbx_wire_config *c, struct sbx_wbuf *b)
     sbx__wbuf_u32(b, c->nproc);
     sbx__wbuf_u64(b, c->tmpfs_bytes);
     sbx__wbuf_bytes(b, c->filter, c->filter_len);
+    sbx__wbuf_strv(b, (const char *const *)c->accounts);
+    sbx__wbuf_strv(b, (const char *const *)c->groups);
     return b->failed ? -ENOMEM : 0;
 }
 
@@ -63,6 +65,8 @@ int sbx__wire_config_decode(const unsigned char *p, size_t len, struct sbx_wire_
     c->tmpfs_bytes = sbx__rbuf_u64(&r);
     if (!r.bad)
         c->filter = sbx__rbuf_bytes(&r, &c->filter_len);
+    c->accounts = sbx__rbuf_strv(&r, 4096);
+    c->groups = sbx__rbuf_strv(&r, 4096);
     if (r.bad || r.off != r.len || c->n_mounts == 0) {
         sbx__wire_config_clear(c);
         return -EBADMSG;
@@ -81,6 +85,8 @@ void sbx__wire_config_clear(struct sbx_wire_config *c)
     }
     free(c->mounts);
     free(c->filter);
+    strv_free(c->accounts);
+    strv_free(c->groups);
     memset(c, 0, sizeof(*c));
 }
 
@@ -126,6 +132,7 @@ int sbx__wire_file_encode(const struct sbx_wire_file *f, struct sbx_wbuf *b)
     sbx__wbuf_u32(b, f->flags);
     sbx__wbuf_u32(b, f->uid);
     sbx__wbuf_u32(b, f->gid);
+    sbx__wbuf_u32(b, f->mode);
     sbx__wbuf_str(b, f->root);
     sbx__wbuf_str(b, f->path);
     sbx__wbuf_strv(b, (const char *const *)f->skip);
@@ -140,6 +147,7 @@ int sbx__wire_file_decode(const unsigned char *p, size_t len, struct sbx_wire_fi
     f->flags = sbx__rbuf_u32(&r);
     f->uid = sbx__rbuf_u32(&r);
     f->gid = sbx__rbuf_u32(&r);
+    f->mode = sbx__rbuf_u32(&r);
     f->root = sbx__rbuf_str(&r);
     f->path = sbx__rbuf_str(&r);
     f->skip = sbx__rbuf_strv(&r, 1u << 16);

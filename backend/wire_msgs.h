@@ -49,6 +49,8 @@ struct sbx_wire_config {
     uint64_t tmpfs_bytes;  /* size= of /tmp, /dev/shm, an ephemeral workspace; 0: default */
     unsigned char *filter; /* seccomp BPF program (struct sock_filter[]) for commands */
     uint32_t filter_len;   /* bytes; 0: none */
+    char **accounts;       /* extra users "name:uid:gid" (NULL-terminated, may be empty) */
+    char **groups;         /* extra groups "name:gid:member,member" */
 };
 
 enum sbx_wire_exec_flags {
@@ -73,6 +75,7 @@ enum sbx_wire_file_op {
     SBX_FOP_WRITE = 5, /* data socket -> file, until the host shuts its end */
     SBX_FOP_WALK = 6,  /* the tree under path -> data socket as bulk records (wire_bulk.h) */
     SBX_FOP_PUT = 7,   /* bulk records from the data socket -> the tree under path */
+    SBX_FOP_CHMOD = 8, /* mode of path (followed beneath the root) */
 };
 
 enum sbx_wire_file_flags {
@@ -99,6 +102,7 @@ struct sbx_wire_file {
     uint32_t op;
     uint32_t flags;
     uint32_t uid, gid;
+    uint32_t mode; /* chmod */
     char *root;
     char *path;
     char **skip; /* walk / staged put: relative paths left alone */

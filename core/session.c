@@ -63,6 +63,7 @@ struct sbx_session {
     pthread_cond_t idle;  /* signalled when inflight drops to 0 */
     unsigned inflight;
     struct sbx_session_files files; /* archive limits, skip paths (archive.c) */
+    struct sbx_session_life life;   /* state object, hooks, close (lifecycle.c) */
 };
 
 static void assert_state(const sbx_session *s)
@@ -190,6 +191,8 @@ int sbx_session_new(const sbx_session_opts *o, sbx_session **out, sbx_error **er
     s->state = ST_NEW;
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->files.lock, NULL);
+    pthread_mutex_init(&s->life.lock, NULL);
+    pthread_mutex_init(&s->life.close_lock, NULL);
     pthread_cond_init(&s->idle, NULL);
     s->ops = &sbx__ns_backend_ops;
     s->uid_base = o->uid_base ? o->uid_base : SBX_DEFAULT_UID_BASE;
@@ -201,6 +204,12 @@ int sbx_session_new(const sbx_session_opts *o, sbx_session **out, sbx_error **er
     if (copy_opts(s, o) < 0) {
         sbx_session_free(s);
         return sbx_err(err, SBX_ENOMEM, 0, "create", "out of memory");
+    }
+    /* The state object: session id, manifest (whose root and environment the session takes),
+     * snapshot, and, when resuming, the workspace. */
+    if ((r = sbx__life_init(s, o, err)) < 0) {
+        sbx_session_free(s);
+        return r;
     }
     s->seccomp_is_default = !o->seccomp_policy && !(o->flags & SBX_SESSION_ALLOW_PTRACE);
     r = sbx__sc_parse(o->seccomp_policy ? o->seccomp_policy : sbx_seccomp_default_policy(),
@@ -221,7 +230,7 @@ static int start_sandbox(sbx_session *s, int begin_only, sbx_error **err)
         return sbx_err(err, SBX_EINVAL, 0, "start", "session is NULL");
     assert_state(s);
     if (s->state == ST_RUNNING)
-        return 0;
+        return sbx_err(err, SBX_ESTATE, 0, "start", "session %s is already running", s->id);
     if (s->state == ST_DOWN)
         return sbx_err(err, SBX_ESTATE, 0, "start",
                        "session %s was shut down; create a new session", s->id);
@@ -266,6 +275,8 @@ static int start_sandbox(sbx_session *s, int begin_only, sbx_error **err)
         .detached = (s->flags & SBX_SESSION_DETACHED) != 0,
         .agent_path = s->agent_path,
         .id = s->id,
+        .accounts = (const char *const *)s->life.account_lines,
+        .groups = (const char *const *)s->life.group_lines,
     };
     struct sbx_sandbox *sb = NULL;
     r = begin_only ? s->ops->start_begin(&c, &sb, err) : s->ops->start(&c, &sb, err);
@@ -283,7 +294,16 @@ static int start_sandbox(sbx_session *s, int begin_only, sbx_error **err)
 
 int sbx_session_start(sbx_session *s, sbx_error **err)
 {
-    return start_sandbox(s, 0, err);
+    int r = start_sandbox(s, 0, err);
+    if (r < 0)
+        return r;
+    /* Make the workspace match the snapshot or the manifest. A failure here leaves nothing
+     * running: the session goes down, and a new one resumed from its state can try again. */
+    if ((r = sbx__materialize(s, err)) < 0) {
+        sbx_err_ctx(err, "session_id", "%s", s->id);
+        sbx_session_shutdown(s, NULL);
+    }
+    return r;
 }
 
 int sbx_session_shutdown(sbx_session *s, sbx_error **err)
@@ -400,6 +420,9 @@ void sbx_session_free(sbx_session *s)
     pthread_mutex_destroy(&s->lock);
     sbx__strv_free(s->files.skip);
     pthread_mutex_destroy(&s->files.lock);
+    sbx__life_clear(&s->life);
+    pthread_mutex_destroy(&s->life.lock);
+    pthread_mutex_destroy(&s->life.close_lock);
     free(s);
 }
 
@@ -438,8 +461,14 @@ static int resolve_user(const sbx_session *s, const char *user, uint32_t *uid, u
         *name = SBX_SANDBOX_USER;
         return 0;
     }
+    if (sbx__life_user((sbx_session *)s, user, uid, gid) == 0) {
+        *name = user;
+        return 0;
+    }
     return sbx_err(err, SBX_EINVAL, 0, "exec",
-                   "unknown user '%s': use 'sandbox', 'root' or a uid below 65536", user);
+                   "unknown user '%s': use 'sandbox', 'root', a manifest user or a uid below "
+                   "65536",
+                   user);
 }
 
 /* Sets or replaces KEY=... in a NULL-terminated vector being built (v has room). */
@@ -609,6 +638,13 @@ int sbx_run(const sbx_session_opts *so, const sbx_exec_opts *xo, sbx_exec_result
     sbx_session *s = NULL;
     if ((r = sbx_session_new(so, &s, err)) < 0)
         return r;
+    if (sbx__life_needs_materialize(s)) {
+        /* A manifest or snapshot to apply first: no pipelining. */
+        if ((r = sbx_session_start(s, err)) == 0)
+            r = sbx_session_exec(s, xo, out, err);
+        sbx_session_free(s);
+        return r;
+    }
     if ((r = start_sandbox(s, 1, err)) < 0) {
         sbx_session_free(s);
         return r;
@@ -701,4 +737,70 @@ uint32_t sbx__session_sandbox_uid(const sbx_session *s)
 struct sbx_session_files *sbx__session_files(sbx_session *s)
 {
     return &s->files;
+}
+
+struct sbx_session_life *sbx__session_life(sbx_session *s)
+{
+    return &s->life;
+}
+
+const char *sbx__session_id_buf(sbx_session *s, const char *id)
+{
+    if (id)
+        snprintf(s->id, sizeof(s->id), "%s", id);
+    return s->id;
+}
+
+int sbx__session_set_root(sbx_session *s, const char *root)
+{
+    char *r = strdup(root);
+    if (!r)
+        return -1;
+    free(s->root);
+    s->root = r;
+    return 0;
+}
+
+int sbx__session_set_workspace(sbx_session *s, const char *ws)
+{
+    char *w = ws ? strdup(ws) : NULL;
+    if (ws && !w)
+        return -1;
+    free(s->workspace);
+    s->workspace = w;
+    return 0;
+}
+
+int sbx__session_set_owned_dir(sbx_session *s, const char *dir)
+{
+    char *d = strdup(dir);
+    if (!d)
+        return -1;
+    free(s->owned_dir);
+    s->owned_dir = d;
+    return 0;
+}
+
+int sbx__session_prepend_env(sbx_session *s, char **env)
+{
+    size_t a = sbx__strv_len((const char *const *)env), b = sbx__strv_len((const char *const *)s->env);
+    char **v = calloc(a + b + 1, sizeof(*v));
+    if (!v)
+        return -1;
+    for (size_t i = 0; i < a; i++)
+        v[i] = env[i];
+    for (size_t i = 0; i < b; i++)
+        v[a + i] = s->env[i];
+    free(env);
+    free(s->env);
+    s->env = v;
+    return 0;
+}
+
+int sbx__session_running_flag(sbx_session *s)
+{
+    pthread_mutex_lock(&s->lock);
+    int r = s->state == ST_RUNNING;
+    pthread_mutex_unlock(&s->lock);
+    return r;
 }

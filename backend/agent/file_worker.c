@@ -312,6 +312,16 @@ static void do_mkdir(int rootfd, const struct sbx_wire_file *f, struct sbx_fop_r
     close(pfd);
 }
 
+static void do_chmod(int rootfd, const struct sbx_wire_file *f, struct sbx_fop_result *r)
+{
+    int fd = sbx_fop_open(rootfd, f->path, O_RDONLY | O_NONBLOCK, 0, SBX_RESOLVE_WS);
+    if (fd < 0)
+        return fail(r, fd, fd == -EXDEV ? SBX_FSTEP_RESOLVE : SBX_FSTEP_OPEN, f->path);
+    if (fchmod(fd, f->mode & 07777) < 0)
+        fail(r, errno, SBX_FSTEP_IO, f->path);
+    close(fd);
+}
+
 /* ---- read, write ---- */
 
 /* Opens a regular file; O_NONBLOCK first so that a FIFO planted in the workspace cannot
@@ -493,6 +503,7 @@ void sbx_agent_serve_file(int chan, const unsigned char *p, size_t len, const in
         case SBX_FOP_LS: do_ls(rootfd, &f, chan, &r); break;
         case SBX_FOP_RM: do_rm(rootfd, &f, &r); break;
         case SBX_FOP_MKDIR: do_mkdir(rootfd, &f, &r); break;
+        case SBX_FOP_CHMOD: do_chmod(rootfd, &f, &r); break;
         case SBX_FOP_READ: do_read(rootfd, &f, chan, data, &r); break;
         case SBX_FOP_WRITE: do_write(rootfd, &f, data, &r); break;
         case SBX_FOP_WALK: sbx_fop_walk(rootfd, &f, data, &r); break;

@@ -132,6 +132,67 @@ static int copy_dir_conf(const char *etc)
     return r;
 }
 
+/* Appends a line to a file the agent just wrote. */
+static int append_line(const char *path, const char *line)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t n = strlen(line);
+    int r = write(fd, line, n) == (ssize_t)n && write(fd, "\n", 1) == 1 ? 0 : -1;
+    close(fd);
+    return r;
+}
+
+/* Manifest users ("name:uid:gid", checked by the host): a passwd line each, and a home
+ * directory under /home on the root's tmpfs, owned by the user. */
+static int add_accounts(const char *newroot, const char *passwd, const struct sbx_wire_config *c)
+{
+    char home[320], line[512];
+    for (size_t i = 0; c->accounts && c->accounts[i]; i++) {
+        char name[64];
+        unsigned uid, gid;
+        if (sscanf(c->accounts[i], "%63[a-z0-9_-]:%u:%u", name, &uid, &gid) != 3)
+            return -1;
+        snprintf(home, sizeof(home), "%s/home", newroot);
+        if (mkdir(home, 0755) < 0 && errno != EEXIST)
+            return -1;
+        snprintf(home, sizeof(home), "%s/home/%s", newroot, name);
+        if ((mkdir(home, 0755) < 0 && errno != EEXIST) || chown(home, uid, gid) < 0)
+            return -1;
+        snprintf(line, sizeof(line), "%s:x:%u:%u:%s:/home/%s:/bin/sh", name, uid, gid, name,
+                 name);
+        if (append_line(passwd, line) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* A user group per account, then the manifest's groups ("name:gid:members"). */
+static int add_groups(const char *group, const struct sbx_wire_config *c)
+{
+    char line[8192];
+    for (size_t i = 0; c->accounts && c->accounts[i]; i++) {
+        char name[64];
+        unsigned uid, gid;
+        if (sscanf(c->accounts[i], "%63[a-z0-9_-]:%u:%u", name, &uid, &gid) != 3)
+            return -1;
+        snprintf(line, sizeof(line), "%s:x:%u:", name, gid);
+        if (append_line(group, line) < 0)
+            return -1;
+    }
+    for (size_t i = 0; c->groups && c->groups[i]; i++) {
+        const char *colon = strchr(c->groups[i], ':');
+        if (!colon)
+            return -1;
+        snprintf(line, sizeof(line), "%.*s:x:%s", (int)(colon - c->groups[i]), c->groups[i],
+                 colon + 1);
+        if (append_line(group, line) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 int sbx_agent_make_etc(const char *newroot, const struct sbx_wire_config *c,
                        struct sbx_agent_fail *f)
 {
@@ -153,7 +214,7 @@ int sbx_agent_make_etc(const char *newroot, const struct sbx_wire_config *c,
         n = snprintf(buf, sizeof(buf), "%s:x:%u:%u:%s:%s:/bin/sh\n", c->user_name,
                      c->sandbox_uid, c->sandbox_gid, c->user_name, c->root);
     snprintf(p, sizeof(p), "%s/passwd", etc);
-    if (write_file(p, buf, (size_t)n, 0644) < 0)
+    if (write_file(p, buf, (size_t)n, 0644) < 0 || add_accounts(newroot, p, c) < 0)
         return fail_at(f, "etc_passwd", "/etc/passwd");
     if (c->flags & SBX_CFG_RANGE_MAP)
         n = snprintf(buf, sizeof(buf), "root:x:0:\n%s:x:%u:\nnogroup:x:65534:\nsbx-agent:x:%u:\n",
@@ -161,7 +222,7 @@ int sbx_agent_make_etc(const char *newroot, const struct sbx_wire_config *c,
     else
         n = snprintf(buf, sizeof(buf), "%s:x:%u:\n", c->user_name, c->sandbox_gid);
     snprintf(p, sizeof(p), "%s/group", etc);
-    if (write_file(p, buf, (size_t)n, 0644) < 0)
+    if (write_file(p, buf, (size_t)n, 0644) < 0 || add_groups(p, c) < 0)
         return fail_at(f, "etc_group", "/etc/group");
 
     n = snprintf(buf, sizeof(buf),

@@ -60,6 +60,8 @@ struct sbx_backend_config {
     uint64_t tmpfs_bytes;               /* size of /tmp, /dev/shm, ephemeral workspace */
     const unsigned char *seccomp_bpf;   /* compiled filter applied to every command */
     size_t seccomp_bpf_len;             /* 0: none */
+    const char *const *accounts; /* extra users, "name:uid:gid" (range-mapped sessions) */
+    const char *const *groups;   /* extra groups, "name:gid:member,member" */
 };
 
 /* Ids the backend will use for the sandbox user and root, and whether a range is mapped
@@ -99,6 +101,7 @@ enum sbx_backend_fop {
     SBX_BFOP_MKDIR = 3,
     SBX_BFOP_READ = 4,  /* file -> stream_fd */
     SBX_BFOP_WRITE = 5, /* stream_fd (to EOF) -> file */
+    SBX_BFOP_CHMOD = 8, /* mode -> path */
 };
 enum {
     SBX_BFOPF_RECURSIVE = 1u << 0,
@@ -111,6 +114,7 @@ struct sbx_backend_file_req {
     int op; /* enum sbx_backend_fop (ignored by walk and put) */
     unsigned flags;
     uint32_t uid, gid;
+    uint32_t mode; /* chmod */
     const char *root;
     const char *path;
     const char *const *skip; /* walk and staged put: relative paths left alone */

@@ -78,6 +78,17 @@ typedef struct sbx_session_opts {
     unsigned nproc;            /* RLIMIT_NPROC of commands: processes the sandbox user may
                                   have at once, all commands together (the count is per user
                                   namespace); default SBX_DEFAULT_NPROC */
+    const char *manifest_json; /* the workspace's declared contents, environment, users and
+                                  groups (docs/manifest.md); applied by start(). Its "root"
+                                  replaces `root`. NULL: an empty manifest */
+    const char *snapshot_dir;  /* a local snapshot store: stop() persists the workspace to
+                                  <snapshot_dir>/<snapshot id>.tar and a later start() of the
+                                  resumed session restores it. NULL: no snapshots (stop()
+                                  persists nothing) */
+    const char *snapshot_id;   /* default: the session id */
+    const char *state_json;    /* resume: a state object from sbx_session_state_json() (its
+                                  session id, manifest, snapshot and workspace replace the
+                                  fields above) */
 } sbx_session_opts;
 
 #define SBX_SESSION_OPTS_INIT {.size = sizeof(sbx_session_opts)}
@@ -95,9 +106,37 @@ SBX_API int sbx_session_new(const sbx_session_opts *o, sbx_session **out, sbx_er
 /* Creates the sandbox. Errors: SBX_EWORKSPACE_START (workspace missing or not a directory),
  * SBX_ENOSYS (a namespace kind is unavailable; the message names it), SBX_EBACKEND (the
  * agent failed while assembling the root; context "stage" names the step).
- * Calling it on a running session is a no-op; after shutdown it returns SBX_ESTATE.
+ * Then makes the workspace match the manifest or the snapshot (docs/lifecycle.md). A second
+ * start() on a running session, and start() after shutdown, return SBX_ESTATE.
  * Thread safety: owner thread only. */
 SBX_API int sbx_session_start(sbx_session *s, sbx_error **err);
+
+/* Persists the workspace to the session's snapshot (nothing without a snapshot_dir) and
+ * records its fingerprint in the state; the sandbox keeps running. Errors:
+ * SBX_EWORKSPACE_STOP wrapping the cause (its code in context "cause_code"), SBX_ESTATE when
+ * not running. Thread safety: owner thread only. */
+SBX_API int sbx_session_stop(sbx_session *s, sbx_error **err);
+
+/* A hook run before stop() by sbx_session_close() (or sbx_session_run_pre_stop_hooks()):
+ * return 0, or an SBX_E* code with *err set to refuse. Hooks run once, in registration
+ * order, all of them even when one fails; registering a hook makes the next run include all
+ * of them again. */
+typedef int (*sbx_pre_stop_hook)(sbx_session *s, void *arg, sbx_error **err);
+SBX_API int sbx_session_register_pre_stop_hook(sbx_session *s, sbx_pre_stop_hook fn, void *arg,
+                                               sbx_error **err);
+/* Runs the hooks if they have not run since the last registration; returns the first
+ * failure (after running all). */
+SBX_API int sbx_session_run_pre_stop_hooks(sbx_session *s, sbx_error **err);
+
+/* The full cleanup: pre-stop hooks, then stop() unless a hook ever failed in this session,
+ * then shutdown() unless stop() failed (so a failed persist leaves the sandbox up for a
+ * retry). Returns the first error. Concurrent calls are serialised. */
+SBX_API int sbx_session_close(sbx_session *s, sbx_error **err);
+
+/* The session's state object as JSON (malloc'd): session id, snapshot, manifest, exposed
+ * ports, fingerprint, whether the workspace root is ready, and the workspace directory, so
+ * another process can resume the session with sbx_session_opts.state_json. */
+SBX_API int sbx_session_state_json(sbx_session *s, char **out, sbx_error **err);
 
 /* Kills every process in the sandbox and releases the namespaces. Idempotent: a second call,
  * or a call on a session that never started, returns 0. Does not remove the workspace.
