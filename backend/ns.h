@@ -15,6 +15,7 @@ struct sbx_sandbox {
     int sock;    /* main control socket */
     int range_mapped;
     int dead;    /* agent reaped */
+    int attached; /* connected to another process's sandbox: not our child */
     pthread_mutex_t lock; /* serialises writes on sock and reaping */
     char *id;
 };
@@ -46,6 +47,14 @@ int sbx__ns_exec(struct sbx_sandbox *sb, const struct sbx_backend_exec *x,
 void sbx__ns_sock_timeouts(int fd);
 /* Opens a new operation channel to the agent; returns the host end or -errno. */
 int sbx__ns_open_channel(struct sbx_sandbox *sb);
+
+/* ns_attach.c: the control socket of a sandbox others attach to. */
+int sbx__ns_listen(const char *path, sbx_error **err);
+int sbx__ns_attach(const char *path, pid_t agent_pid, const char *id, struct sbx_sandbox **out,
+                   sbx_error **err);
+void sbx__ns_detach(struct sbx_sandbox *sb);
+/* Waits (bounded) until an attached sandbox's agent is gone. */
+void sbx__ns_wait_gone(struct sbx_sandbox *sb);
 
 /* ns_files.c: the file ops of the ops table. */
 int sbx__ns_file(struct sbx_sandbox *sb, const struct sbx_backend_file_req *q, int stream_fd,

@@ -294,6 +294,12 @@ static int recv_ready(struct sbx_sandbox *sb, sbx_error **err)
 static void kill_and_reap(struct sbx_sandbox *sb)
 {
     syscall(SYS_pidfd_send_signal, sb->pidfd, SIGKILL, NULL, 0);
+    if (sb->attached) {
+        /* Not our child: its parent reaps it; wait until it is gone. */
+        sbx__ns_wait_gone(sb);
+        sb->dead = 1;
+        return;
+    }
     siginfo_t si;
     while (waitid(P_PIDFD, (id_t)sb->pidfd, &si, WEXITED | __WALL) < 0 && errno == EINTR)
         ;
@@ -337,8 +343,21 @@ int sbx__ns_start_begin(const struct sbx_backend_config *c, struct sbx_sandbox *
     cfg.filter_len = (uint32_t)c->seccomp_bpf_len;
     cfg.accounts = (char **)c->accounts;
     cfg.groups = (char **)c->groups;
+    cfg.listen_fd_index = UINT32_MAX;
     if (r == 0)
         r = prepare(c, agent, &p, &cfg, err);
+    if (r == 0 && c->control_socket) {
+        int lfd = sbx__ns_listen(c->control_socket, err);
+        if (lfd < 0) {
+            r = lfd;
+        } else if (p.n_mount_fds >= SBX_WIRE_MAX_MOUNTS) {
+            close(lfd);
+            r = sbx_err(err, SBX_EINVAL, 0, "start", "too many mounts");
+        } else {
+            cfg.listen_fd_index = (uint32_t)p.n_mount_fds;
+            p.mount_fds[p.n_mount_fds++] = lfd;
+        }
+    }
     struct sbx_sandbox *sb = NULL;
     if (r == 0 && !(sb = calloc(1, sizeof(*sb))))
         r = sbx_err(err, SBX_ENOMEM, 0, "start", "out of memory");

@@ -33,6 +33,7 @@ int sbx__wire_config_encode(const struct sbx_wire_config *c, struct sbx_wbuf *b)
     sbx__wbuf_bytes(b, c->filter, c->filter_len);
     sbx__wbuf_strv(b, (const char *const *)c->accounts);
     sbx__wbuf_strv(b, (const char *const *)c->groups);
+    sbx__wbuf_u32(b, c->listen_fd_index);
     return b->failed ? -ENOMEM : 0;
 }
 
@@ -67,6 +68,7 @@ int sbx__wire_config_decode(const unsigned char *p, size_t len, struct sbx_wire_
         c->filter = sbx__rbuf_bytes(&r, &c->filter_len);
     c->accounts = sbx__rbuf_strv(&r, 4096);
     c->groups = sbx__rbuf_strv(&r, 4096);
+    c->listen_fd_index = sbx__rbuf_u32(&r);
     if (r.bad || r.off != r.len || c->n_mounts == 0) {
         sbx__wire_config_clear(c);
         return -EBADMSG;

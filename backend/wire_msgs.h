@@ -51,6 +51,8 @@ struct sbx_wire_config {
     uint32_t filter_len;   /* bytes; 0: none */
     char **accounts;       /* extra users "name:uid:gid" (NULL-terminated, may be empty) */
     char **groups;         /* extra groups "name:gid:member,member" */
+    uint32_t listen_fd_index; /* fds[i]: a listening socket for more control connections
+                                 (sessions other processes attach to); UINT32_MAX: none */
 };
 
 enum sbx_wire_exec_flags {

@@ -64,6 +64,10 @@ struct sbx_session {
     unsigned inflight;
     struct sbx_session_files files; /* archive limits, skip paths (archive.c) */
     struct sbx_session_life life;   /* state object, hooks, close (lifecycle.c) */
+    char *control_socket;           /* where other processes attach; NULL: nowhere */
+    int attached;                   /* sb is another process's sandbox (sbx_session_attach) */
+    int started;                    /* this handle started a sandbox: the workspace is its to
+                                       remove (when owned) */
 };
 
 static void assert_state(const sbx_session *s)
@@ -162,6 +166,8 @@ static int copy_opts(sbx_session *s, const sbx_session_opts *o)
     if (o->workspace && !(s->workspace = strdup(o->workspace)))
         return -1;
     if (o->agent_path && !(s->agent_path = strdup(o->agent_path)))
+        return -1;
+    if (o->control_socket && !(s->control_socket = strdup(o->control_socket)))
         return -1;
     if (o->n_binds && !(s->binds = calloc(o->n_binds, sizeof(*s->binds))))
         return -1;
@@ -277,6 +283,7 @@ static int start_sandbox(sbx_session *s, int begin_only, sbx_error **err)
         .id = s->id,
         .accounts = (const char *const *)s->life.account_lines,
         .groups = (const char *const *)s->life.group_lines,
+        .control_socket = s->control_socket,
     };
     struct sbx_sandbox *sb = NULL;
     r = begin_only ? s->ops->start_begin(&c, &sb, err) : s->ops->start(&c, &sb, err);
@@ -287,6 +294,7 @@ static int start_sandbox(sbx_session *s, int begin_only, sbx_error **err)
     pthread_mutex_lock(&s->lock);
     s->sb = sb;
     s->state = ST_RUNNING;
+    s->started = 1;
     assert_state(s);
     pthread_mutex_unlock(&s->lock);
     return 0;
@@ -400,9 +408,20 @@ void sbx_session_free(sbx_session *s)
         return;
     /* The workspace is removed only once nothing of the sandbox is left: a process still
      * alive could move directories under the removal and steer it out of the tree. */
-    if (s->state == ST_RUNNING)
-        sbx_session_shutdown(s, NULL);
-    remove_owned_workspace(s);
+    if (s->attached) {
+        /* Someone else's sandbox: leave it running, and its workspace in place. */
+        if (s->state == ST_RUNNING)
+            s->ops->detach(s->sb);
+        s->sb = NULL;
+        s->state = ST_DOWN;
+    } else {
+        if (s->state == ST_RUNNING)
+            sbx_session_shutdown(s, NULL);
+        /* A handle that never started anything (a resumed state, say) removes nothing. */
+        if (s->started)
+            remove_owned_workspace(s);
+    }
+    free(s->control_socket);
     free(s->owned_dir);
     free(s->workspace);
     free(s->root);
@@ -803,4 +822,55 @@ int sbx__session_running_flag(sbx_session *s)
     int r = s->state == ST_RUNNING;
     pthread_mutex_unlock(&s->lock);
     return r;
+}
+
+int sbx_session_attach(sbx_session *s, const char *control_socket, pid_t agent_pid,
+                       sbx_error **err)
+{
+    if (!s || !control_socket || agent_pid <= 0)
+        return sbx_err(err, SBX_EINVAL, 0, "attach",
+                       "session, control socket and agent pid are required");
+    if (s->state != ST_NEW)
+        return sbx_err(err, SBX_ESTATE, 0, "attach",
+                       "attach needs a session that was not started");
+    struct sbx_sandbox *sb = NULL;
+    int r = s->ops->attach(control_socket, agent_pid, s->id, &sb, err);
+    if (r < 0)
+        return r;
+    pthread_mutex_lock(&s->lock);
+    if (!s->workspace && !(s->workspace = strdup(""))) {
+        pthread_mutex_unlock(&s->lock);
+        s->ops->detach(sb);
+        return sbx_err(err, SBX_ENOMEM, ENOMEM, "attach", "out of memory");
+    }
+    s->sb = sb;
+    s->attached = 1;
+    s->state = ST_RUNNING;
+    assert_state(s);
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
+int sbx_session_disown(sbx_session *s, sbx_error **err)
+{
+    if (!s)
+        return sbx_err(err, SBX_EINVAL, 0, "disown", "session is NULL");
+    if (!(s->flags & SBX_SESSION_DETACHED) && !s->attached)
+        return sbx_err(err, SBX_ESTATE, 0, "disown",
+                       "only a DETACHED session's sandbox can outlive its handle");
+    pthread_mutex_lock(&s->lock);
+    int running = s->state == ST_RUNNING && s->inflight == 0;
+    struct sbx_sandbox *sb = running ? s->sb : NULL;
+    if (running) {
+        s->sb = NULL;
+        s->state = ST_DOWN;
+        s->attached = 1; /* free() must not touch the workspace either */
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (!running)
+        return sbx_err(err, SBX_ESTATE, 0, "disown", "session is not running, or calls are "
+                                                     "in flight");
+    s->ops->detach(sb);
+    sbx_session_free(s);
+    return 0;
 }

@@ -50,6 +50,13 @@ static void send_setup_error(int sock, const struct sbx_agent_fail *f)
     sbx__wbuf_free(&b);
 }
 
+/* The control socket others attach through (-1: none), and its accepted connections. */
+static int listen_fd = -1;
+static int main_sock = SBX_AGENT_SOCK_FD; /* -1 once the creator hung up */
+#define MAX_CONNS 64
+static int conns[MAX_CONNS];
+static size_t n_conns;
+
 /* The host wrote our id maps before sending CONFIG. Until now we ran with the capabilities
  * carried over as ambient ones under an unmapped uid; as root, take the agent's own id (one
  * no command can have, so none can signal us) keeping those capabilities, and drop the
@@ -109,8 +116,17 @@ static int setup(int sock)
         r = sbx_agent_net_join(&net, &fail);
     else
         sbx_agent_net_end(&net);
-    for (size_t i = 0; i < n_fds; i++)
+    for (size_t i = 0; i < n_fds; i++) {
+        if (i == c.listen_fd_index && r == 0) {
+            listen_fd = fds[i]; /* kept: other processes attach through it */
+            if (listen(listen_fd, 64) < 0) {
+                close(listen_fd);
+                listen_fd = -1;
+            }
+            continue;
+        }
         close(fds[i]);
+    }
     sbx_agent_nproc = c.nproc;
     sbx_agent_filter = c.filter; /* kept for the life of the agent */
     sbx_agent_filter_len = c.filter_len;
@@ -153,6 +169,13 @@ static int serve_main(int sock, int sfd)
     if (pid == 0) {
         close(sock);
         close(sfd);
+        if (listen_fd >= 0)
+            close(listen_fd);
+        if (main_sock >= 0 && main_sock != sock)
+            close(main_sock);
+        for (size_t i = 0; i < n_conns; i++)
+            if (conns[i] != sock)
+                close(conns[i]);
         sigset_t all;
         sigemptyset(&all);
         sigprocmask(SIG_SETMASK, &all, NULL);
@@ -176,8 +199,12 @@ int main(void)
     if (detached < 0)
         return 1;
     for (;;) {
-        struct pollfd pf[2] = {{.fd = sock, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
-        if (poll(pf, 2, -1) < 0) {
+        struct pollfd pf[3 + MAX_CONNS] = {{.fd = sock, .events = POLLIN},
+                                           {.fd = sfd, .events = POLLIN},
+                                           {.fd = listen_fd, .events = POLLIN}};
+        for (size_t i = 0; i < n_conns; i++)
+            pf[3 + i] = (struct pollfd){.fd = conns[i], .events = POLLIN};
+        if (poll(pf, 3 + n_conns, -1) < 0) {
             if (errno == EINTR)
                 continue;
             return 1;
@@ -190,10 +217,24 @@ int main(void)
         }
         if (pf[0].revents && sock >= 0 && serve_main(sock, sfd) < 0) {
             close(sock);
-            sock = -1;
+            sock = main_sock = -1;
             if (!detached)
                 return 0; /* PID 1 exits: the kernel kills the whole sandbox */
             /* Detached: keep reaping (poll ignores fd -1) until the host kills us. */
+        }
+        /* Connections of attached processes: served like the main socket; a closed one is
+         * just dropped (the sandbox lives on). */
+        for (size_t i = n_conns; i-- > 0;)
+            if (pf[3 + i].revents && serve_main(conns[i], sfd) < 0) {
+                close(conns[i]);
+                conns[i] = conns[--n_conns];
+            }
+        if (pf[2].revents) {
+            int c = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+            if (c >= 0 && n_conns < MAX_CONNS)
+                conns[n_conns++] = c;
+            else if (c >= 0)
+                close(c); /* full: the attaching process sees EOF and reports it */
         }
     }
 }

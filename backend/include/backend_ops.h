@@ -62,6 +62,8 @@ struct sbx_backend_config {
     size_t seccomp_bpf_len;             /* 0: none */
     const char *const *accounts; /* extra users, "name:uid:gid" (range-mapped sessions) */
     const char *const *groups;   /* extra groups, "name:gid:member,member" */
+    const char *control_socket;  /* where the sandbox listens for other processes to attach
+                                    (a Unix socket path, made 0600); NULL: nowhere */
 };
 
 /* Ids the backend will use for the sandbox user and root, and whether a range is mapped
@@ -198,6 +200,12 @@ struct sbx_backend_ops {
     /* Kills (if needed), waits until no process of the sandbox is left, and frees; no call
      * may be in flight. sb is gone afterwards. */
     int (*destroy)(struct sbx_sandbox *sb, sbx_error **err);
+    /* Connects to a running sandbox's control socket (made with control_socket by another
+     * process). The peer must be agent_pid. destroy() of an attached sandbox kills it only
+     * if kill() was called; detach() just disconnects and frees. */
+    int (*attach)(const char *control_socket, pid_t agent_pid, const char *id,
+                  struct sbx_sandbox **out, sbx_error **err);
+    void (*detach)(struct sbx_sandbox *sb);
 
     /* A file operation. Returns 0 when the sandbox answered (out->err says whether the
      * operation itself worked) or an error when it could not be asked. */

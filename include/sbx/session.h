@@ -36,9 +36,9 @@ typedef struct sbx_bind {
 
 enum sbx_session_flags {
     /* The sandbox outlives the process that started it (for the daemon and session CLI). By
-     * default the sandbox dies as soon as its creator does. Another process cannot attach
-     * to a detached sandbox yet: the creator shuts it down, or anyone kills its agent
-     * (sbx_session_agent_pid()), which ends every process in it. */
+     * default the sandbox dies as soon as its creator does. With a control_socket, other
+     * processes attach to it (sbx_session_attach); sbx_session_disown() lets the creator
+     * free its handle and leave the sandbox running. */
     SBX_SESSION_DETACHED = 1u << 0,
     /* Keep a workspace that sbx created itself when the session is freed. */
     SBX_SESSION_KEEP_WORKSPACE = 1u << 1,
@@ -89,6 +89,9 @@ typedef struct sbx_session_opts {
     const char *state_json;    /* resume: a state object from sbx_session_state_json() (its
                                   session id, manifest, snapshot and workspace replace the
                                   fields above) */
+    const char *control_socket; /* a Unix socket path where the started sandbox accepts
+                                  other processes (sbx_session_attach); its directory should
+                                  be private (0700). NULL: none */
 } sbx_session_opts;
 
 #define SBX_SESSION_OPTS_INIT {.size = sizeof(sbx_session_opts)}
@@ -159,6 +162,20 @@ SBX_API const char *sbx_session_id(const sbx_session *s);
 
 /* Host pid of the agent (PID 1 inside), or 0 when not running. For diagnostics and tests. */
 SBX_API pid_t sbx_session_agent_pid(const sbx_session *s);
+
+/* Connects a session made with sbx_session_new() (usually from the state JSON of the
+ * session that started the sandbox) to that running sandbox through its control_socket.
+ * The session is then running: exec, file and archive calls, stop() and shutdown() work as
+ * on the original. sbx_session_free() of an attached session disconnects and leaves the
+ * sandbox running; sbx_session_shutdown() ends it. Errors: SBX_ESTATE (the sandbox is gone,
+ * or the socket's peer is not agent_pid). */
+SBX_API int sbx_session_attach(sbx_session *s, const char *control_socket, pid_t agent_pid,
+                               sbx_error **err);
+
+/* Frees the handle of a running DETACHED (or attached) session and leaves its sandbox and
+ * workspace in place, for another process to attach to (sbx create does this). On success s
+ * is gone. Errors: SBX_ESTATE (not detached, not running, or calls in flight). */
+SBX_API int sbx_session_disown(sbx_session *s, sbx_error **err);
 
 /* Shuts down if needed, removes a workspace the session created (unless KEEP_WORKSPACE), and
  * frees. NULL is a no-op. Thread safety: owner thread only, no call in flight. */
