@@ -157,6 +157,7 @@ static int persist_member(void *arg, const struct sbx_backend_member *m, sbx_err
     archive_entry_clear(e);
     char name[4200];
     snprintf(name, sizeof(name), "%s%s", *m->path ? "./" : ".", m->path);
+
     archive_entry_copy_pathname(e, name);
     archive_entry_set_perm(e, m->mode & 07777);
     archive_entry_set_mtime(e, m->mtime_sec, m->mtime_nsec);
@@ -175,7 +176,9 @@ static int persist_member(void *arg, const struct sbx_backend_member *m, sbx_err
             archive_entry_sparse_add_entry(e, (la_int64_t)m->extents[i].offset,
                                            (la_int64_t)m->extents[i].len);
     }
-    if (archive_write_header(c->a, e) != ARCHIVE_OK)
+    /* ARCHIVE_WARN: a name that is not UTF-8 (names are bytes on Linux) is stored as its raw
+     * bytes, marked hdrcharset=BINARY in that member's pax header only. */
+    if (archive_write_header(c->a, e) < ARCHIVE_WARN)
         return persist_err(c, m->path, err);
     if (m->kind != SBX_BK_FILE)
         return 0;
@@ -226,8 +229,6 @@ int sbx__persist(sbx_session *s, int out_fd, const char *const *extra_skip,
         goto out_free;
     }
     archive_write_set_format_pax_restricted(c.a);
-    /* Names are bytes on Linux: store them as they are (non-UTF-8 names included). */
-    archive_write_set_format_option(c.a, "pax", "hdrcharset", "BINARY");
     archive_write_set_bytes_per_block(c.a, 10240);
     archive_write_set_bytes_in_last_block(c.a, 1);
     if (archive_write_open2(c.a, &c, NULL, out_write, NULL, NULL) != ARCHIVE_OK) {
@@ -421,6 +422,39 @@ static struct archive *reader_new(int zip)
     return a;
 }
 
+/* Checks every member of an open archive and, with p, sends each accepted one. Returns 0 at
+ * the end of the archive, an error code (refused member, malformed archive), or 0 with
+ * *stopped set when the sandbox stopped reading (put_end says why). */
+static int unpack_members(struct archive *a, int zip, struct sbx_arc_check *chk, int hydrate,
+                          const struct sbx_backend_ops *ops, struct sbx_backend_put *p,
+                          const char *op, const char *path, int *stopped, sbx_error **err)
+{
+    for (;;) {
+        struct archive_entry *e;
+        int ar = archive_read_next_header(a, &e);
+        if (ar == ARCHIVE_EOF)
+            return 0;
+        if (ar < ARCHIVE_WARN)
+            return archive_err(op, path, a, err);
+        struct sbx_arc_member am;
+        member_of(e, zip, &am);
+        const char *rel;
+        struct sbx_arc_violation v;
+        int c = sbx__arc_check_member(chk, &am, &rel, &v);
+        if (c < 0)
+            return violation_err(op, path, &v, err);
+        if (c == 0 || !p)
+            continue;
+        int sr = send_member(ops, p, a, e, rel, &am, hydrate, op, path, err);
+        if (sr == -1) {
+            *stopped = 1;
+            return 0;
+        }
+        if (sr < 0)
+            return sr;
+    }
+}
+
 /* ---- hydrate ------------------------------------------------------------------------------ */
 
 int sbx__hydrate(sbx_session *s, int in_fd, const char *const *extra_skip, sbx_error **err)
@@ -462,36 +496,7 @@ int sbx__hydrate(sbx_session *s, int in_fd, const char *const *extra_skip, sbx_e
         goto out;
     }
     int stopped = 0;
-    for (;;) {
-        struct archive_entry *e;
-        int ar = archive_read_next_header(a, &e);
-        if (ar == ARCHIVE_EOF)
-            break;
-        if (ar < ARCHIVE_WARN) {
-            r = archive_err(op, root, a, err);
-            break;
-        }
-        struct sbx_arc_member am;
-        member_of(e, 0, &am);
-        const char *rel;
-        struct sbx_arc_violation v;
-        int c = sbx__arc_check_member(chk, &am, &rel, &v);
-        if (c < 0) {
-            r = violation_err(op, root, &v, err);
-            break;
-        }
-        if (c == 0)
-            continue;
-        int sr = send_member(ops, p, a, e, rel, &am, 1, op, root, err);
-        if (sr == -1) {
-            stopped = 1;
-            break;
-        }
-        if (sr < 0) {
-            r = sr;
-            break;
-        }
-    }
+    r = unpack_members(a, 0, chk, 1, ops, p, op, root, &stopped, err);
     struct sbx_backend_file_out o;
     sbx_error *tmp = NULL;
     int er = ops->put_end(p, r == 0 && !stopped, &o, r ? &tmp : err);
@@ -567,7 +572,7 @@ static int spool(int in_fd, uint64_t max_in, const char *path, int *out, sbx_err
 /* One pass over the spooled archive: check only (p == NULL) or check and send. */
 static int extract_pass(int fd, int zip, const sbx_archive_limits *lim,
                         const struct sbx_backend_ops *ops, struct sbx_backend_put *p,
-                        const char *path, const char *dest_prefix, int *stopped, sbx_error **err)
+                        const char *path, int *stopped, sbx_error **err)
 {
     if (lseek(fd, 0, SEEK_SET) < 0)
         return sbx_err(err, SBX_EIO, errno, "write", "lseek");
@@ -582,39 +587,7 @@ static int extract_pass(int fd, int zip, const sbx_archive_limits *lim,
         r = archive_err("write", path, a, err);
         goto out;
     }
-    char full[8400];
-    for (;;) {
-        struct archive_entry *e;
-        int ar = archive_read_next_header(a, &e);
-        if (ar == ARCHIVE_EOF)
-            break;
-        if (ar < ARCHIVE_WARN) {
-            r = archive_err("write", path, a, err);
-            break;
-        }
-        struct sbx_arc_member am;
-        member_of(e, zip, &am);
-        const char *rel;
-        struct sbx_arc_violation v;
-        int c = sbx__arc_check_member(chk, &am, &rel, &v);
-        if (c < 0) {
-            r = violation_err("write", path, &v, err);
-            break;
-        }
-        if (c == 0 || !p)
-            continue;
-        snprintf(full, sizeof(full), "%s%s%s", dest_prefix, *dest_prefix ? "/" : "", rel);
-        (void)full;
-        int sr = send_member(ops, p, a, e, rel, &am, 0, "write", path, err);
-        if (sr == -1) {
-            *stopped = 1;
-            break;
-        }
-        if (sr < 0) {
-            r = sr;
-            break;
-        }
-    }
+    r = unpack_members(a, zip, chk, 0, ops, p, "write", path, stopped, err);
 out:
     if (a)
         archive_read_free(a);
@@ -662,10 +635,10 @@ int sbx_session_extract(sbx_session *s, const char *path, int in_fd, const char 
         return r;
     }
     /* The archive file itself stays in the workspace. */
-    if ((r = sbx_session_write(s, abs, user, fd, NULL, err)) < 0)
+    if ((r = sbx_session_write(s, path, user, fd, NULL, err)) < 0)
         goto out;
     int stopped = 0;
-    if ((r = extract_pass(fd, zip, &lim, NULL, NULL, abs, "", &stopped, err)) < 0)
+    if ((r = extract_pass(fd, zip, &lim, NULL, NULL, abs, &stopped, err)) < 0)
         goto out;
     const struct sbx_backend_ops *ops;
     struct sbx_sandbox *sb = sbx__session_acquire(s, &ops, "write", err);
@@ -686,7 +659,7 @@ int sbx_session_extract(sbx_session *s, const char *path, int in_fd, const char 
     else
         r = ops->put_begin(sb, &q, &p, err);
     if (r == 0) {
-        r = extract_pass(fd, zip, &lim, ops, p, abs, dest, &stopped, err);
+        r = extract_pass(fd, zip, &lim, ops, p, abs, &stopped, err);
         struct sbx_backend_file_out o;
         sbx_error *tmp = NULL;
         int er = ops->put_end(p, r == 0 && !stopped, &o, r ? &tmp : err);

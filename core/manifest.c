@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "error_internal.h"
+#include "json_util.h"
 #include "manifest.h"
 #include "paths.h"
 #include "snapshot_store.h"
@@ -732,67 +733,23 @@ int sbx__manifest_from_jobj(struct json_object *o, struct sbx_manifest **out, sb
     return 0;
 }
 
-/* json_tokener_continue at the end of the whole text means it stopped mid-value. */
-static const char *json_error_desc(enum json_tokener_error e)
-{
-    if (e == json_tokener_success)
-        return "trailing data after the document";
-    if (e == json_tokener_continue)
-        return "unexpected end of input";
-    return json_tokener_error_desc(e);
-}
-
 int sbx__manifest_from_json(const char *json, struct sbx_manifest **out, sbx_error **err)
 {
     if (!json || !out)
         return sbx_err(err, SBX_EINVAL, 0, OP, "manifest parsing needs json and out");
     *out = NULL;
-    size_t len = strlen(json);
-    if (len > INT32_MAX)
-        return sbx_err(err, SBX_ECONFIG, 0, OP, "manifest JSON is larger than 2 GiB");
-    struct json_tokener *tok = json_tokener_new();
-    if (!tok)
+    struct json_object *o = NULL;
+    const char *why = NULL;
+    int pr = sbx__json_parse_strict(json, &o, &why);
+    if (pr == -2)
         return oom(err);
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-    struct json_object *o = json_tokener_parse_ex(tok, json, (int)len);
-    enum json_tokener_error jerr = json_tokener_get_error(tok);
-    size_t end = json_tokener_get_parse_end(tok);
-    json_tokener_free(tok);
-    while (end < len && strchr(" \t\r\n", json[end]))
-        end++;
-    if (!o || jerr != json_tokener_success || end != len) {
-        json_object_put(o);
-        return sbx_err(err, SBX_ECONFIG, 0, OP, "manifest is not valid JSON: %s",
-                       json_error_desc(jerr));
-    }
+    if (pr < 0)
+        return sbx_err(err, SBX_ECONFIG, 0, OP, "manifest is not valid JSON: %s", why);
     int rc = sbx__manifest_from_jobj(o, out, err);
     json_object_put(o);
     return rc;
 }
 
-/* json_object_object_add that takes ownership of v even when it fails, so callers can chain
- * without leaking; -1 when v could not be built or added. */
-static int put(struct json_object *o, const char *k, struct json_object *v)
-{
-    if (!v)
-        return -1;
-    if (json_object_object_add(o, k, v) != 0) {
-        json_object_put(v);
-        return -1;
-    }
-    return 0;
-}
-
-static int append(struct json_object *a, struct json_object *v)
-{
-    if (!v)
-        return -1;
-    if (json_object_array_add(a, v) != 0) {
-        json_object_put(v);
-        return -1;
-    }
-    return 0;
-}
 
 static struct json_object *entries_to_jobj(const struct sbx_mf_entry *v, size_t n);
 
@@ -805,26 +762,26 @@ static struct json_object *entry_to_jobj(const struct sbx_mf_entry *e)
         return NULL;
     int bad = 0;
     if (e->kind == SBX_MF_DIR) {
-        bad |= put(o, "children", entries_to_jobj(e->children, e->n_children));
+        bad |= sbx__json_put(o, "children", entries_to_jobj(e->children, e->n_children));
     } else if (e->content_len > INT32_MAX) {
         bad = 1;
     } else if (utf8_text(e->content, e->content_len)) {
         const char *c = e->content ? (const char *)e->content : "";
-        bad |= put(o, "content", json_object_new_string_len(c, (int)e->content_len));
+        bad |= sbx__json_put(o, "content", json_object_new_string_len(c, (int)e->content_len));
     } else {
         char *b = b64_encode(e->content, e->content_len);
-        bad |= put(o, "content_b64", b ? json_object_new_string(b) : NULL);
+        bad |= sbx__json_put(o, "content_b64", b ? json_object_new_string(b) : NULL);
         free(b);
     }
     if (e->description)
-        bad |= put(o, "description", json_object_new_string(e->description));
+        bad |= sbx__json_put(o, "description", json_object_new_string(e->description));
     else
         bad |= json_object_object_add(o, "description", NULL) != 0;
-    bad |= put(o, "ephemeral", json_object_new_boolean(e->ephemeral != 0));
+    bad |= sbx__json_put(o, "ephemeral", json_object_new_boolean(e->ephemeral != 0));
     char mode[8];
     snprintf(mode, sizeof(mode), "%04o", e->mode & 07777);
-    bad |= put(o, "permissions", json_object_new_string(mode));
-    bad |= put(o, "type", json_object_new_string(e->kind == SBX_MF_DIR ? "dir" : "file"));
+    bad |= sbx__json_put(o, "permissions", json_object_new_string(mode));
+    bad |= sbx__json_put(o, "type", json_object_new_string(e->kind == SBX_MF_DIR ? "dir" : "file"));
     if (bad) {
         json_object_put(o);
         return NULL;
@@ -838,7 +795,7 @@ static struct json_object *entries_to_jobj(const struct sbx_mf_entry *v, size_t 
     if (!o)
         return NULL;
     for (size_t i = 0; i < n; i++) {
-        if (put(o, v[i].key, entry_to_jobj(&v[i])) < 0) {
+        if (sbx__json_put(o, v[i].key, entry_to_jobj(&v[i])) < 0) {
             json_object_put(o);
             return NULL;
         }
@@ -849,7 +806,7 @@ static struct json_object *entries_to_jobj(const struct sbx_mf_entry *v, size_t 
 static struct json_object *account_to_jobj(const char *name)
 {
     struct json_object *o = json_object_new_object();
-    if (o && put(o, "name", json_object_new_string(name)) < 0) {
+    if (o && sbx__json_put(o, "name", json_object_new_string(name)) < 0) {
         json_object_put(o);
         return NULL;
     }
@@ -860,7 +817,7 @@ static struct json_object *accounts_to_jarr(char *const *names, size_t n)
 {
     struct json_object *a = json_object_new_array();
     for (size_t i = 0; a && i < n; i++) {
-        if (append(a, account_to_jobj(names[i])) < 0) {
+        if (sbx__json_append(a, account_to_jobj(names[i])) < 0) {
             json_object_put(a);
             return NULL;
         }
@@ -878,13 +835,13 @@ static struct json_object *env_to_jobj(const struct sbx_manifest *m)
         return NULL;
     }
     for (size_t i = 0; i < m->n_env; i++) {
-        if (put(vars, m->env[i].name, json_object_new_string(m->env[i].value)) < 0) {
+        if (sbx__json_put(vars, m->env[i].name, json_object_new_string(m->env[i].value)) < 0) {
             json_object_put(vars);
             json_object_put(o);
             return NULL;
         }
     }
-    if (put(o, "value", vars) < 0) {
+    if (sbx__json_put(o, "value", vars) < 0) {
         json_object_put(o);
         return NULL;
     }
@@ -899,10 +856,10 @@ static struct json_object *groups_to_jarr(const struct sbx_manifest *m)
         struct json_object *o = json_object_new_object();
         int bad = !o;
         if (o) {
-            bad |= put(o, "name", json_object_new_string(g->name));
-            bad |= put(o, "users", accounts_to_jarr(g->users, g->n_users));
+            bad |= sbx__json_put(o, "name", json_object_new_string(g->name));
+            bad |= sbx__json_put(o, "users", accounts_to_jarr(g->users, g->n_users));
         }
-        if (bad || append(a, o) < 0) {
+        if (bad || sbx__json_append(a, o) < 0) {
             if (bad)
                 json_object_put(o);
             json_object_put(a);
@@ -918,12 +875,12 @@ struct json_object *sbx__manifest_to_jobj(const struct sbx_manifest *m)
     if (!o)
         return NULL;
     int bad = 0;
-    bad |= put(o, "entries", entries_to_jobj(m->entries, m->n_entries));
-    bad |= put(o, "environment", env_to_jobj(m));
-    bad |= put(o, "groups", groups_to_jarr(m));
-    bad |= put(o, "root", json_object_new_string(m->root ? m->root : "/workspace"));
-    bad |= put(o, "users", accounts_to_jarr(m->users, m->n_users));
-    bad |= put(o, "version", json_object_new_int(1));
+    bad |= sbx__json_put(o, "entries", entries_to_jobj(m->entries, m->n_entries));
+    bad |= sbx__json_put(o, "environment", env_to_jobj(m));
+    bad |= sbx__json_put(o, "groups", groups_to_jarr(m));
+    bad |= sbx__json_put(o, "root", json_object_new_string(m->root ? m->root : "/workspace"));
+    bad |= sbx__json_put(o, "users", accounts_to_jarr(m->users, m->n_users));
+    bad |= sbx__json_put(o, "version", json_object_new_int(1));
     if (bad) {
         json_object_put(o);
         return NULL;

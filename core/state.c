@@ -16,6 +16,7 @@
 #include "core.h"
 #include "error_internal.h"
 #include "snapshot_store.h"
+#include "json_util.h"
 #include "state.h"
 
 #define OP "start"
@@ -269,39 +270,18 @@ static int state_from_jobj(struct json_object *o, struct sbx_state *st, sbx_erro
     return 0;
 }
 
-/* json_tokener_continue at the end of the whole text means it stopped mid-value. */
-static const char *json_error_desc(enum json_tokener_error e)
-{
-    if (e == json_tokener_success)
-        return "trailing data after the document";
-    if (e == json_tokener_continue)
-        return "unexpected end of input";
-    return json_tokener_error_desc(e);
-}
-
 int sbx__state_from_json(const char *json, struct sbx_state **out, sbx_error **err)
 {
     if (!json || !out)
         return sbx_err(err, SBX_EINVAL, 0, OP, "state parsing needs json and out");
     *out = NULL;
-    size_t len = strlen(json);
-    if (len > INT32_MAX)
-        return invalid(err, "larger than 2 GiB");
-    struct json_tokener *tok = json_tokener_new();
-    if (!tok)
+    struct json_object *o = NULL;
+    const char *why = NULL;
+    int pr = sbx__json_parse_strict(json, &o, &why);
+    if (pr == -2)
         return oom(err);
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-    struct json_object *o = json_tokener_parse_ex(tok, json, (int)len);
-    enum json_tokener_error jerr = json_tokener_get_error(tok);
-    size_t end = json_tokener_get_parse_end(tok);
-    json_tokener_free(tok);
-    while (end < len && strchr(" \t\r\n", json[end]))
-        end++;
-    if (!o || jerr != json_tokener_success || end != len) {
-        json_object_put(o);
-        return sbx_err(err, SBX_ECONFIG, 0, OP, INVALID ": not valid JSON (%s)",
-                       json_error_desc(jerr));
-    }
+    if (pr < 0)
+        return sbx_err(err, SBX_ECONFIG, 0, OP, INVALID ": not valid JSON (%s)", why);
     struct sbx_state *st = calloc(1, sizeof(*st));
     if (!st) {
         json_object_put(o);
@@ -317,23 +297,13 @@ int sbx__state_from_json(const char *json, struct sbx_state **out, sbx_error **e
     return 0;
 }
 
-static int put(struct json_object *o, const char *k, struct json_object *v)
-{
-    if (!v)
-        return -1;
-    if (json_object_object_add(o, k, v) != 0) {
-        json_object_put(v);
-        return -1;
-    }
-    return 0;
-}
 
 /* NULL is written as a JSON null, as the spec's optional fields are. */
 static int put_opt_str(struct json_object *o, const char *k, const char *s)
 {
     if (!s)
         return json_object_object_add(o, k, NULL) != 0;
-    return put(o, k, json_object_new_string(s));
+    return sbx__json_put(o, k, json_object_new_string(s));
 }
 
 static struct json_object *snapshot_to_jobj(const struct sbx_state *st)
@@ -342,8 +312,8 @@ static struct json_object *snapshot_to_jobj(const struct sbx_state *st)
     if (!o)
         return NULL;
     int local = st->snap_kind == SBX_SNAP_LOCAL;
-    int bad = put(o, "type", json_object_new_string(local ? "local" : "noop"));
-    bad |= put(o, "id", json_object_new_string(st->snap_id ? st->snap_id : st->session_id));
+    int bad = sbx__json_put(o, "type", json_object_new_string(local ? "local" : "noop"));
+    bad |= sbx__json_put(o, "id", json_object_new_string(st->snap_id ? st->snap_id : st->session_id));
     if (local)
         bad |= put_opt_str(o, "base_path", st->snap_base);
     if (bad) {
@@ -379,16 +349,16 @@ static struct json_object *state_to_jobj(const struct sbx_state *st)
         m = dflt;
     }
     int bad = !m;
-    bad |= put(o, "type", json_object_new_string(SBX_STATE_TYPE));
-    bad |= put(o, "session_id", json_object_new_string(st->session_id));
-    bad |= put(o, "snapshot", snapshot_to_jobj(st));
-    bad |= put(o, "manifest", m ? sbx__manifest_to_jobj(m) : NULL);
-    bad |= put(o, "exposed_ports", ports_to_jarr(st));
+    bad |= sbx__json_put(o, "type", json_object_new_string(SBX_STATE_TYPE));
+    bad |= sbx__json_put(o, "session_id", json_object_new_string(st->session_id));
+    bad |= sbx__json_put(o, "snapshot", snapshot_to_jobj(st));
+    bad |= sbx__json_put(o, "manifest", m ? sbx__manifest_to_jobj(m) : NULL);
+    bad |= sbx__json_put(o, "exposed_ports", ports_to_jarr(st));
     bad |= put_opt_str(o, "snapshot_fingerprint", st->fingerprint);
     bad |= put_opt_str(o, "snapshot_fingerprint_version", st->fingerprint_version);
-    bad |= put(o, "workspace_root_ready", json_object_new_boolean(st->root_ready != 0));
+    bad |= sbx__json_put(o, "workspace_root_ready", json_object_new_boolean(st->root_ready != 0));
     bad |= put_opt_str(o, "workspace", st->workspace);
-    bad |= put(o, "workspace_root_owned", json_object_new_boolean(st->workspace_owned != 0));
+    bad |= sbx__json_put(o, "workspace_root_owned", json_object_new_boolean(st->workspace_owned != 0));
     sbx__manifest_free(dflt);
     if (bad) {
         json_object_put(o);

@@ -17,7 +17,19 @@ for variant in normal asan; do
         bash scripts/build.sh "$dir"
     fi
     echo "== tests ($variant build) =="
-    if ! ctest --test-dir "$dir" --output-on-failure --timeout 600; then
+    log="$dir/ctest.log"
+    if ! ctest --test-dir "$dir" --output-on-failure --timeout 600 -V > "$log" 2>&1; then
+        status=1
+    fi
+    grep -E "tests passed|tests failed|Failed|Synthesis" "$log" || true
+    if [ $status -ne 0 ]; then
+        grep -a -B2 -A20 -E "\[FAIL\]|CRASH|Assertion Failed" "$log" | head -200 || true
+    fi
+    # A test worker's leak is reported after its result was sent, so Criterion still counts
+    # the test as passed: find the reports in the output.
+    if grep -a -q -E "ERROR: (LeakSanitizer|AddressSanitizer)|runtime error:" "$log"; then
+        echo "sanitizer reports in the $variant build:"
+        grep -a -A30 -E "ERROR: (LeakSanitizer|AddressSanitizer)|runtime error:" "$log" | head -120
         status=1
     fi
 done

@@ -651,6 +651,9 @@ static void restore_skip(int dest, int trash, const char *rel)
     close(from);
 }
 
+static int pending_dir = -1;
+static char pending_trash[64];
+
 static int swap_in(int dest, int stage, const char *stage_name, const struct sbx_wire_file *f)
 {
     char trash_name[64];
@@ -698,8 +701,22 @@ static int swap_in(int dest, int stage, const char *stage_name, const struct sbx
         if (*f->skip[i] && valid_rel(f->skip[i]))
             restore_skip(dest, trash, f->skip[i]);
     close(trash);
-    sbx_fop_rmtree(dest, trash_name);
+    /* The old tree is removed after the answer went out (sbx_fop_cleanup): the caller does not
+     * wait for a large delete, and the tree is already out of the way. */
+    if (pending_dir < 0 && (pending_dir = dup(dest)) >= 0)
+        snprintf(pending_trash, sizeof(pending_trash), "%s", trash_name);
+    else
+        sbx_fop_rmtree(dest, trash_name);
     return e;
+}
+
+void sbx_fop_cleanup(void)
+{
+    if (pending_dir < 0)
+        return;
+    sbx_fop_rmtree(pending_dir, pending_trash);
+    close(pending_dir);
+    pending_dir = -1;
 }
 
 void sbx_fop_put(int rootfd, const struct sbx_wire_file *f, int data, struct sbx_fop_result *r)

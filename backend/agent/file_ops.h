@@ -52,5 +52,7 @@ void sbx_agent_serve_file(int chan, const unsigned char *p, size_t len, const in
 /* file_bulk.c */
 void sbx_fop_walk(int rootfd, const struct sbx_wire_file *f, int data, struct sbx_fop_result *r);
 void sbx_fop_put(int rootfd, const struct sbx_wire_file *f, int data, struct sbx_fop_result *r);
+/* Work left for after the answer (removing a replaced tree). */
+void sbx_fop_cleanup(void);
 
 #endif

@@ -491,6 +491,14 @@ void sbx_agent_serve_file(int chan, const unsigned char *p, size_t len, const in
         keep = (1u << CAP_DAC_OVERRIDE) | (1u << CAP_FOWNER);
     int br = become(f.uid, f.gid, keep);
     int rootfd = br < 0 ? -1 : open(f.root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    struct stat rst;
+    if (rootfd >= 0 && fstat(rootfd, &rst) == 0 && rst.st_nlink == 0) {
+        /* The workspace directory was deleted on the host: the mount still shows the dead
+         * directory, where nothing can be created. */
+        close(rootfd);
+        rootfd = -1;
+        errno = ENOENT;
+    }
     if (br < 0) {
         fail(&r, br, SBX_FSTEP_IDENTITY, "switching to the requested user");
     } else if (rootfd < 0) {
@@ -517,5 +525,7 @@ void sbx_agent_serve_file(int chan, const unsigned char *p, size_t len, const in
     if (rootfd >= 0)
         close(rootfd);
     send_done(chan, &r);
+    close(chan);
+    sbx_fop_cleanup();
     sbx__wire_file_clear(&f);
 }

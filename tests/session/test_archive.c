@@ -240,7 +240,7 @@ Test(session_archive, persist_hydrate_round_trip_keeps_everything)
     sbx_exec_result *r = sbx_test_sh(sbx_test_S, setup);
     cr_assert_eq(r->exit_code, 0, "%s", r->err);
     sbx_exec_result_free(r);
-    const char *listing = "find . -path ./snap -prune -o -printf '%y %m %s %P %l\\n' | sort; "
+    const char *listing = "find . -name '.sbx-trash-*' -prune -o -printf '%y %m %s %P %l\\n' | sort; "
                           "stat -c %Y src/main.py; tail -c 4 sparse; du -k sparse | cut -f1";
     r = sbx_test_sh(sbx_test_S, listing);
     char *before = strdup((const char *)r->out);
@@ -381,4 +381,39 @@ Test(session_archive, skip_paths_are_left_out_and_kept)
     got = st_read_str(sbx_test_S, "logs/keep.txt", NULL);
     cr_expect_str_eq(got, "k\n");
     free(got);
+}
+
+Test(session_archive, compression_bomb_is_refused_by_the_extracted_size_limit)
+{
+    /* 256 MiB of zeros compress to a few hundred KiB: the declared size trips the limit
+     * before a byte is unpacked. */
+    int fd = memfd_create("bomb", MFD_CLOEXEC);
+    struct archive *a = archive_write_new();
+    archive_write_set_format_pax_restricted(a);
+    archive_write_add_filter_gzip(a);
+    cr_assert_eq(archive_write_open_fd(a, fd), ARCHIVE_OK);
+    struct archive_entry *e = archive_entry_new();
+    archive_entry_set_pathname(e, "zeros.bin");
+    archive_entry_set_filetype(e, AE_IFREG);
+    archive_entry_set_perm(e, 0644);
+    archive_entry_set_size(e, 256 << 20);
+    cr_assert_eq(archive_write_header(a, e), ARCHIVE_OK);
+    static const char zero[1 << 20];
+    for (int i = 0; i < 256; i++)
+        archive_write_data(a, zero, sizeof(zero));
+    archive_entry_free(e);
+    archive_write_close(a);
+    archive_write_free(a);
+    cr_expect_lt(lseek(fd, 0, SEEK_END), 4 << 20, "the bomb is small");
+    lseek(fd, 0, SEEK_SET);
+    sbx_archive_limits lim = SBX_ARCHIVE_LIMITS_DEFAULT;
+    lim.max_extracted_bytes = 16 << 20;
+    sbx_error *err = NULL;
+    cr_expect_eq(sbx_session_extract(sbx_test_S, "bomb.tar", fd, NULL, &lim, NULL, &err),
+                 SBX_EWORKSPACE_ARCHIVE_WRITE);
+    cr_expect_str_eq(sbx_error_context_get(err, "reason"), "archive extracted size exceeds limit");
+    cr_expect_str_eq(sbx_error_context_get(err, "member"), "zeros.bin");
+    sbx_error_free(err);
+    close(fd);
+    cr_expect(!exists("zeros.bin"));
 }

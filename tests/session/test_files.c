@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -212,4 +213,29 @@ Test(session_files, calls_on_a_stopped_session_fail_cleanly)
     cr_assert_eq(sbx_session_shutdown(sbx_test_S, NULL), 0);
     cr_expect_eq(st_write_str(sbx_test_S, "x", "y", &err), SBX_ESTATE);
     sbx_error_free(err);
+}
+
+Test(session_files, workspace_deleted_behind_the_session)
+{
+    char ws[4096];
+    snprintf(ws, sizeof(ws), "%s", sbx_session_workspace(sbx_test_S));
+    cr_assert_eq(st_write_str(sbx_test_S, "a.txt", "x", NULL), 0);
+    char cmd[4200];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", ws);
+    cr_assert_eq(system(cmd), 0);
+    sbx_error *err = NULL;
+    cr_expect_eq(st_write_str(sbx_test_S, "b.txt", "y", &err), SBX_EWORKSPACE_ROOT_NOT_FOUND,
+                 "%s", sbx_error_message(err));
+    cr_expect_str_eq(sbx_error_context_get(err, "path"), "/workspace");
+    sbx_error_free(err);
+    err = NULL;
+    cr_expect_null(st_read_str(sbx_test_S, "a.txt", &err));
+    cr_expect_eq(sbx_error_code(err), SBX_EWORKSPACE_ROOT_NOT_FOUND);
+    sbx_error_free(err);
+    err = NULL;
+    int fd = memfd_create("snap", MFD_CLOEXEC);
+    cr_expect_eq(sbx_session_persist_workspace(sbx_test_S, fd, &err), SBX_EWORKSPACE_ARCHIVE_READ);
+    cr_expect_str_eq(sbx_error_context_get(err, "reason"), "workspace_root_not_found");
+    sbx_error_free(err);
+    close(fd);
 }

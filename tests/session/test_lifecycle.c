@@ -162,7 +162,7 @@ Test(session_lifecycle, unchanged_preserved_workspace_is_not_restored)
     fclose(f);
     cr_expect_str_eq(buf, "v2", "a refused restore leaves the workspace alone");
     char cmd[4200];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", ws);
+    snprintf(cmd, sizeof(cmd), "rm -rf \"$(dirname '%s')\"", ws); /* sbx-ws-XXXXXX */
     cr_expect_eq(system(cmd), 0);
     free(json);
     remove_snapdir();
