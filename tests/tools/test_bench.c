@@ -25,7 +25,11 @@ Test(tools_bench, quick_json_is_complete_and_well_formed)
     size_t n = json_object_array_length(cases);
     static const char *const want[][2] = {{"cold_true", "fork+exec"},   {"cold_true", "sbx run"},
                                           {"cold_true", "bwrap"},       {"cold_sh_echo", "sbx run"},
-                                          {"warm_true", "fork+exec"},   {"warm_true", "sbx exec"}};
+                                          {"warm_true", "fork+exec"},   {"warm_true", "sbx exec"},
+                                          {"files_write_1k", "sbx"},    {"files_read_1k", "sbx"},
+                                          {"files_write_1m", "sbx"},    {"files_read_1m", "sbx"},
+                                          {"ws_persist", "tar -c"},     {"ws_persist", "sbx persist"},
+                                          {"ws_hydrate", "tar -x"},     {"ws_hydrate", "sbx hydrate"}};
     for (size_t w = 0; w < sizeof(want) / sizeof(want[0]); w++) {
         int found = 0;
         for (size_t i = 0; i < n; i++) {

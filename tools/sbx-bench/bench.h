@@ -28,6 +28,9 @@ struct bench_ops {
     /* One run, the thing that is timed. 0, or -1 with the reason in `why` (a non-zero exit
      * is a failure, not a timing). */
     int (*run)(void *state, char *why);
+    /* Optional, untimed, before every run: puts things back (truncates an output, removes
+     * what the previous run made). */
+    void (*reset)(void *state);
     /* Releases what open() made; called once for every state open() returned. */
     void (*close)(void *state);
 };
@@ -44,12 +47,19 @@ struct bench_case {
     const char *const *cmd;               /* the command every variant runs */
     const struct bench_variant *variants; /* the first is the baseline */
     size_t n_variants;
+    int max_runs;                         /* cap on measured runs (slow cases); 0: none */
 };
 
 /* cases_cold.c and cases_warm.c; the table itself is in main.c. */
 extern const struct bench_case bench_case_cold_true;
 extern const struct bench_case bench_case_cold_sh_echo;
 extern const struct bench_case bench_case_warm_true;
+extern const struct bench_case bench_case_files_write_1k;
+extern const struct bench_case bench_case_files_read_1k;
+extern const struct bench_case bench_case_files_write_1m;
+extern const struct bench_case bench_case_files_read_1m;
+extern const struct bench_case bench_case_ws_persist;
+extern const struct bench_case bench_case_ws_hydrate;
 
 /* spawn.c: runs the case's command as a child process with stdin, stdout and stderr on
  * /dev/null, and waits for it. With data NULL the command runs as is (the plain fork+exec
@@ -67,6 +77,7 @@ struct bench_settings {
     int warmup;   /* untimed iterations before them */
     int gap_ms;   /* idle sleep before each measured run */
     int progress; /* a progress line on stderr */
+    int quick;    /* --quick: slow cases (max_runs) run twice, without warm-up */
 };
 
 enum bench_status { BENCH_MEASURED, BENCH_NOT_INSTALLED, BENCH_FAILED };

@@ -14,6 +14,12 @@ static const struct bench_case *const cases[] = {
     &bench_case_cold_true,
     &bench_case_cold_sh_echo,
     &bench_case_warm_true,
+    &bench_case_files_write_1k,
+    &bench_case_files_read_1k,
+    &bench_case_files_write_1m,
+    &bench_case_files_read_1m,
+    &bench_case_ws_persist,
+    &bench_case_ws_hydrate,
 };
 #define N_CASES (sizeof(cases) / sizeof(cases[0]))
 
@@ -134,6 +140,7 @@ static int parse(int argc, char **argv, struct cli *c)
     }
     c->s.runs = runs >= 0 ? runs : quick ? QUICK_RUNS : DEFAULT_RUNS;
     c->s.warmup = warmup >= 0 ? warmup : quick ? QUICK_WARMUP : DEFAULT_WARMUP;
+    c->s.quick = quick;
     c->s.progress = isatty(STDERR_FILENO);
     return 0;
 bad_value:

@@ -58,6 +58,8 @@ static void run_once(const struct bench_settings *s, int it, struct bench_result
 {
     char why[BENCH_WHY_LEN] = "";
     int measured = it >= s->warmup;
+    if (r->variant->ops->reset)
+        r->variant->ops->reset(*state);
     if (measured && s->gap_ms > 0)
         sleep_ms(s->gap_ms);
     uint64_t t0 = sbx__now_ns();
@@ -90,9 +92,15 @@ static void summarize(size_t n, struct bench_result *out)
     }
 }
 
-int bench_run_case(const struct bench_case *c, const struct bench_settings *s,
+int bench_run_case(const struct bench_case *c, const struct bench_settings *settings,
                    struct bench_result *out)
 {
+    struct bench_settings capped = *settings;
+    if (c->max_runs > 0 && capped.runs > c->max_runs)
+        capped.runs = settings->quick ? 2 : c->max_runs;
+    if (c->max_runs > 0 && capped.warmup > 1)
+        capped.warmup = settings->quick ? 0 : 1;
+    const struct bench_settings *s = &capped;
     void **state = calloc(c->n_variants, sizeof(*state));
     if (!state)
         return -1;

@@ -16,6 +16,27 @@
 int sbx_cmd_run(int argc, char **argv);
 int sbx_cmd_seccomp(int argc, char **argv);
 
+/* cmd_session.c: sessions that outlive one command (state kept by session_store.c). */
+int sbx_cmd_create(int argc, char **argv);
+int sbx_cmd_exec(int argc, char **argv);
+int sbx_cmd_ps(int argc, char **argv);
+int sbx_cmd_stop(int argc, char **argv);
+int sbx_cmd_start(int argc, char **argv);
+int sbx_cmd_rm(int argc, char **argv);
+int sbx_cmd_gc(int argc, char **argv);
+/* cmd_files.c: files and archives of a session's workspace. */
+int sbx_cmd_ls(int argc, char **argv);
+int sbx_cmd_cp(int argc, char **argv);
+int sbx_cmd_extract(int argc, char **argv);
+int sbx_cmd_snapshot(int argc, char **argv);
+int sbx_cmd_restore(int argc, char **argv);
+
+/* Exit status of a usage error (bad or missing arguments), as getopt-style tools use. */
+#define SBX_EXIT_USAGE 2
+/* Prints "sbx: <message> (see sbx <cmd> --help)" and returns SBX_EXIT_USAGE. */
+__attribute__((format(printf, 2, 3))) int sbx_cli_usage_error(const char *cmd,
+                                                               const char *fmt, ...);
+
 /* cli_opts.c */
 /* Parses a byte size with an optional K, M or G suffix (powers of 1024); -1 if malformed or
  * zero. */

@@ -15,10 +15,39 @@ static void usage(FILE *f)
                "  seccomp dump [FILE]              print the effective seccomp policy (the\n"
                "                                   built-in one, or FILE checked)\n"
                "\n"
+               "sessions (sandboxes that stay up; SESSION is an id, an id prefix or a name):\n"
+               "  create [options]                 start one and print its id\n"
+               "  exec [options] SESSION -- CMD... run a command in it\n"
+               "  ps [--json]                      list sessions and their status\n"
+               "  stop SESSION                     save the workspace (with --snapshot-dir) and\n"
+               "                                   shut the sandbox down\n"
+               "  start SESSION                    resume a stopped session\n"
+               "  rm [-f] SESSION...               remove sessions (-f: also running ones)\n"
+               "  gc                               remove sessions whose sandbox is gone\n"
+               "  ls [--json] SESSION [PATH]       list a workspace directory\n"
+               "  cp SRC DST                       copy a file in or out (SESSION:PATH, -)\n"
+               "  extract SESSION PATH < ARCHIVE   unpack a tar or zip into the workspace\n"
+               "  snapshot SESSION > WS.tar        write the workspace as a tar\n"
+               "  restore SESSION < WS.tar         replace the workspace with a tar\n"
+               "\n"
+               "Sessions are kept in $SBX_STATE_DIR, else /run/sbx as root, else\n"
+               "$XDG_RUNTIME_DIR/sbx.\n"
+               "\n"
                "options:\n"
-               "  -h, --help      show this help (sbx run --help for run's options)\n"
+               "  -h, --help      show this help (sbx COMMAND --help for a command's options)\n"
                "  -V, --version   print the version\n");
 }
+
+static const struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+} commands[] = {
+    {"run", sbx_cmd_run},         {"seccomp", sbx_cmd_seccomp}, {"create", sbx_cmd_create},
+    {"exec", sbx_cmd_exec},       {"ps", sbx_cmd_ps},           {"stop", sbx_cmd_stop},
+    {"start", sbx_cmd_start},     {"rm", sbx_cmd_rm},           {"gc", sbx_cmd_gc},
+    {"ls", sbx_cmd_ls},           {"cp", sbx_cmd_cp},           {"extract", sbx_cmd_extract},
+    {"snapshot", sbx_cmd_snapshot}, {"restore", sbx_cmd_restore},
+};
 
 int main(int argc, char **argv)
 {
@@ -35,10 +64,9 @@ int main(int argc, char **argv)
         printf("sbx %s\n", SBX_VERSION);
         return 0;
     }
-    if (strcmp(cmd, "run") == 0)
-        return sbx_cmd_run(argc - 1, argv + 1);
-    if (strcmp(cmd, "seccomp") == 0)
-        return sbx_cmd_seccomp(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(cmd, commands[i].name) == 0)
+            return commands[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "sbx: unknown command '%s' (see sbx --help)\n", cmd);
     return 2;
 }
