@@ -29,7 +29,9 @@ Test(tools_bench, quick_json_is_complete_and_well_formed)
                                           {"files_write_1k", "sbx"},    {"files_read_1k", "sbx"},
                                           {"files_write_1m", "sbx"},    {"files_read_1m", "sbx"},
                                           {"ws_persist", "tar -c"},     {"ws_persist", "sbx persist"},
-                                          {"ws_hydrate", "tar -x"},     {"ws_hydrate", "sbx hydrate"}};
+                                          {"ws_hydrate", "tar -x"},     {"ws_hydrate", "sbx hydrate"},
+                                          {"thru_seq", "sbx exec"},     {"thru_seq", "bwrap"},
+                                          {"thru_par", "sbx exec"},     {"thru_par", "sbx run"}};
     for (size_t w = 0; w < sizeof(want) / sizeof(want[0]); w++) {
         int found = 0;
         for (size_t i = 0; i < n; i++) {
@@ -57,6 +59,22 @@ Test(tools_bench, quick_json_is_complete_and_well_formed)
         }
         cr_assert(json_object_object_get_ex(c, "runs", &v));
         cr_expect_gt(json_object_get_int(v), 0);
+        json_object *name = NULL;
+        json_object_object_get_ex(c, "name", &name);
+        if (!strncmp(json_object_get_string(name), "thru_", 5)) {
+            cr_assert(json_object_object_get_ex(c, "commands_per_s", &v));
+            cr_expect_gt(json_object_get_double(v), 0.0, "throughput must be positive");
+        }
+    }
+    json_object *dens, *v;
+    cr_assert(json_object_object_get_ex(o, "density", &dens), "density section missing");
+    cr_assert(json_object_object_get_ex(dens, "measured", &v) && json_object_get_boolean(v),
+              "density not measured");
+    static const char *const dnums[] = {"sessions", "kib_per_session", "sessions_per_gib",
+                                        "first_start_ms", "last_start_ms"};
+    for (size_t k = 0; k < 5; k++) {
+        cr_assert(json_object_object_get_ex(dens, dnums[k], &v), "density %s missing", dnums[k]);
+        cr_expect_gt(json_object_get_double(v), 0.0, "density %s must be positive", dnums[k]);
     }
     json_object_put(o);
 }

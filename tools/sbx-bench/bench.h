@@ -48,6 +48,8 @@ struct bench_case {
     const struct bench_variant *variants; /* the first is the baseline */
     size_t n_variants;
     int max_runs;                         /* cap on measured runs (slow cases); 0: none */
+    int ops_per_run;                      /* throughput cases: commands per run (then the
+                                             report adds commands per second) */
 };
 
 /* cases_cold.c and cases_warm.c; the table itself is in main.c. */
@@ -60,6 +62,31 @@ extern const struct bench_case bench_case_files_write_1m;
 extern const struct bench_case bench_case_files_read_1m;
 extern const struct bench_case bench_case_ws_persist;
 extern const struct bench_case bench_case_ws_hydrate;
+extern const struct bench_case bench_case_thru_seq;
+extern const struct bench_case bench_case_thru_par;
+
+/* cases_throughput.c: commands per run of a throughput case (0 for the others). */
+int bench_ops_per_run(const struct bench_case *c);
+
+struct json_object;
+struct bench_settings;
+
+/* density.c: how many idle sessions fit in memory, and how long the last of many takes to
+ * start. Not a timed case: sessions are started one after the other and kept. */
+struct bench_density {
+    int measured;
+    char why[BENCH_WHY_LEN];
+    int sessions;
+    double kib_per_session;   /* memory per idle session, kernel and user */
+    const char *method;       /* "cgroup" (usage of a memory cgroup of sbx-bench's own) or
+                                 "MemAvailable" (machine-wide, when no cgroup was usable) */
+    double agent_pss_kib;     /* of which the agent process's own proportional set size */
+    double sessions_per_gib;
+    double first_start_ms, last_start_ms, median_start_ms;
+};
+void bench_density_run(const struct bench_settings *s, struct bench_density *d);
+void bench_density_table(const struct bench_density *d);
+struct json_object *bench_density_json(const struct bench_density *d);
 
 /* spawn.c: runs the case's command as a child process with stdin, stdout and stderr on
  * /dev/null, and waits for it. With data NULL the command runs as is (the plain fork+exec
@@ -71,6 +98,11 @@ struct bench_wrapper {
     int beside_self;         /* look in sbx-bench's own directory first */
     const char *const *args; /* NULL-terminated: between the program and the command */
 };
+/* cases_cold.c: bwrap with isolation comparable to sbx's, and the sbx built alongside. */
+extern const struct bench_wrapper bench_bwrap_wrapper;
+extern const struct bench_wrapper bench_sbx_run_wrapper;
+/* cases_warm.c: the case's command in a session started once (libsbx); thread-safe run(). */
+extern const struct bench_ops bench_session_exec_ops;
 
 struct bench_settings {
     int runs;     /* measured iterations per variant */
@@ -113,9 +145,9 @@ void bench_machine_read(struct bench_machine *m);
 
 /* report.c */
 void bench_report_table(const struct bench_machine *m, const struct bench_settings *s,
-                        const struct bench_result *r, size_t n);
+                        const struct bench_result *r, size_t n, const struct bench_density *d);
 int bench_report_json(const struct bench_machine *m, const struct bench_settings *s,
-                      const struct bench_result *r, size_t n);
+                      const struct bench_result *r, size_t n, const struct bench_density *d);
 
 /* why.c */
 /* Formats into a reason buffer of BENCH_WHY_LEN bytes; returns -1, for `return bench_why(...)`. */

@@ -37,22 +37,22 @@ static const char *const bwrap_args[] = {"--unshare-all",
                                          "/tmp",
                                          NULL};
 /* clang-format on */
-static const struct bench_wrapper bwrap_wrapper = {.program = "bwrap", .args = bwrap_args};
+const struct bench_wrapper bench_bwrap_wrapper = {.program = "bwrap", .args = bwrap_args};
 
 static const char *const firejail_args[] = {"--noprofile", "--net=none", "--quiet", NULL};
 static const struct bench_wrapper firejail_wrapper = {.program = "firejail", .args = firejail_args};
 
 /* The sbx built alongside sbx-bench, so a benchmark measures the tree it was built from. */
 static const char *const sbx_run_args[] = {"run", "--", NULL};
-static const struct bench_wrapper sbx_run_wrapper = {
+const struct bench_wrapper bench_sbx_run_wrapper = {
     .program = "sbx", .beside_self = 1, .args = sbx_run_args};
 
 static const struct bench_variant cold_variants[] = {
     {.name = "fork+exec", .ops = &bench_spawn_ops, .data = NULL},
     {.name = "unshare", .ops = &bench_spawn_ops, .data = &unshare_wrapper},
-    {.name = "bwrap", .ops = &bench_spawn_ops, .data = &bwrap_wrapper},
+    {.name = "bwrap", .ops = &bench_spawn_ops, .data = &bench_bwrap_wrapper},
     {.name = "firejail", .ops = &bench_spawn_ops, .data = &firejail_wrapper},
-    {.name = "sbx run", .ops = &bench_spawn_ops, .data = &sbx_run_wrapper},
+    {.name = "sbx run", .ops = &bench_spawn_ops, .data = &bench_sbx_run_wrapper},
 };
 #define N_COLD (sizeof(cold_variants) / sizeof(cold_variants[0]))
 

@@ -62,7 +62,7 @@ static int session_run(void *state, char *why)
     return rc;
 }
 
-static const struct bench_ops session_exec_ops = {
+const struct bench_ops bench_session_exec_ops = {
     .open = session_open,
     .run = session_run,
     .close = session_close,
@@ -70,7 +70,7 @@ static const struct bench_ops session_exec_ops = {
 
 static const struct bench_variant warm_variants[] = {
     {.name = "fork+exec", .ops = &bench_spawn_ops, .data = NULL},
-    {.name = "sbx exec", .ops = &session_exec_ops, .data = NULL},
+    {.name = "sbx exec", .ops = &bench_session_exec_ops, .data = NULL},
 };
 
 static const char *const true_cmd[] = {"/bin/true", NULL};

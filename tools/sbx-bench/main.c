@@ -20,6 +20,8 @@ static const struct bench_case *const cases[] = {
     &bench_case_files_read_1m,
     &bench_case_ws_persist,
     &bench_case_ws_hydrate,
+    &bench_case_thru_seq,
+    &bench_case_thru_par,
 };
 #define N_CASES (sizeof(cases) / sizeof(cases[0]))
 
@@ -70,6 +72,8 @@ static long parse_count(const char *s, long min, long max)
 
 static int find_case(const char *name)
 {
+    if (strcmp(name, "density") == 0)
+        return 0;
     for (size_t i = 0; i < N_CASES; i++) {
         if (strcmp(cases[i]->name, name) == 0)
             return 0;
@@ -121,6 +125,7 @@ static int parse(int argc, char **argv, struct cli *c)
         case O_LIST:
             for (size_t i = 0; i < N_CASES; i++)
                 printf("%-14s %s\n", cases[i]->name, cases[i]->title);
+            printf("%-14s %s\n", "density", "idle sessions per GiB, start time of the last");
             return 1;
         case O_JSON:
             c->json = 1;
@@ -147,6 +152,11 @@ bad_value:
     fprintf(stderr, "sbx-bench: --%s '%s' is not a whole number in range (see --help)\n",
             longs[idx].name, optarg);
     return 2;
+}
+
+static int selected_name(const struct cli *c, const char *name)
+{
+    return !c->only_case || strcmp(c->only_case, name) == 0;
 }
 
 static int selected(const struct cli *c, const struct bench_case *bc)
@@ -185,15 +195,22 @@ int main(int argc, char **argv)
         }
         k += cases[i]->n_variants;
     }
-    if (status == 0) {
+    struct bench_density dens;
+    int with_density = status == 0 && selected_name(&c, "density");
+    if (with_density) {
+        bench_density_run(&c.s, &dens);
+        if (!dens.measured)
+            status = 1;
+    }
+    if (status == 0 || with_density) {
         for (size_t i = 0; i < n; i++) {
             if (res[i].status == BENCH_FAILED)
                 status = 1;
         }
         if (c.json)
-            bench_report_json(&m, &c.s, res, n);
+            bench_report_json(&m, &c.s, res, n, with_density ? &dens : NULL);
         else
-            bench_report_table(&m, &c.s, res, n);
+            bench_report_table(&m, &c.s, res, n, with_density ? &dens : NULL);
     }
     for (size_t i = 0; i < n; i++)
         bench_result_release(&res[i]);

@@ -22,6 +22,9 @@ static void print_row(const struct bench_result *r)
         printf("  %-12s absent: %s\n", name, r->why);
     } else if (r->status == BENCH_FAILED) {
         printf("  %-12s FAILED: %s\n", name, r->why);
+    } else if (bench_ops_per_run(r->bcase) > 0 && r->median_ms > 0) {
+        printf("  %-12s %10.3f %10.3f %10.3f %11.2fx %9.0f/s\n", name, r->median_ms, r->min_ms,
+               r->max_ms, r->ratio, bench_ops_per_run(r->bcase) * 1000.0 / r->median_ms);
     } else if (r->ratio > 0) {
         printf("  %-12s %10.3f %10.3f %10.3f %11.2fx\n", name, r->median_ms, r->min_ms, r->max_ms,
                r->ratio);
@@ -32,7 +35,7 @@ static void print_row(const struct bench_result *r)
 }
 
 void bench_report_table(const struct bench_machine *m, const struct bench_settings *s,
-                        const struct bench_result *r, size_t n)
+                        const struct bench_result *r, size_t n, const struct bench_density *d)
 {
     print_settings(m, s);
     const struct bench_case *current = NULL;
@@ -46,6 +49,8 @@ void bench_report_table(const struct bench_machine *m, const struct bench_settin
         }
         print_row(&r[i]);
     }
+    if (d)
+        bench_density_table(d);
 }
 
 /* Milliseconds with three decimals (microseconds): what CLOCK_MONOTONIC over a process start
@@ -69,13 +74,18 @@ static json_object *jcase(const struct bench_result *r)
     json_object_object_add(o, "min_ms", measured ? jms(r->min_ms) : NULL);
     json_object_object_add(o, "max_ms", measured ? jms(r->max_ms) : NULL);
     json_object_object_add(o, "ratio_to_baseline", r->ratio > 0 ? jms(r->ratio) : NULL);
+    if (bench_ops_per_run(r->bcase) > 0)
+        json_object_object_add(o, "commands_per_s",
+                               measured && r->median_ms > 0
+                                   ? jms(bench_ops_per_run(r->bcase) * 1000.0 / r->median_ms)
+                                   : NULL);
     if (!measured)
         json_object_object_add(o, "reason", json_object_new_string(r->why));
     return o;
 }
 
 int bench_report_json(const struct bench_machine *m, const struct bench_settings *s,
-                      const struct bench_result *r, size_t n)
+                      const struct bench_result *r, size_t n, const struct bench_density *d)
 {
     json_object *root = json_object_new_object();
     json_object *jm = json_object_new_object();
@@ -93,6 +103,8 @@ int bench_report_json(const struct bench_machine *m, const struct bench_settings
     for (size_t i = 0; i < n; i++)
         json_object_array_add(jc, jcase(&r[i]));
     json_object_object_add(root, "cases", jc);
+    if (d)
+        json_object_object_add(root, "density", bench_density_json(d));
     const char *text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
                                                                 JSON_C_TO_STRING_NOSLASHESCAPE);
     int rc = printf("%s\n", text) < 0 ? -1 : 0;
