@@ -16,6 +16,7 @@ struct sbx_sandbox {
     int range_mapped;
     int dead;    /* agent reaped */
     int attached; /* connected to another process's sandbox: not our child */
+    struct sbx_cgroup *cg; /* the session's cgroups (limits), or NULL */
     pthread_mutex_t lock; /* serialises writes on sock and reaping */
     char *id;
 };
@@ -47,6 +48,17 @@ int sbx__ns_exec(struct sbx_sandbox *sb, const struct sbx_backend_exec *x,
 void sbx__ns_sock_timeouts(int fd);
 /* Opens a new operation channel to the agent; returns the host end or -errno. */
 int sbx__ns_open_channel(struct sbx_sandbox *sb);
+
+/* ns_pty.c: the interactive-process ops of the ops table. */
+int sbx__ns_pty_start(struct sbx_sandbox *sb, const struct sbx_backend_pty_req *q,
+                      struct sbx_backend_pty **out, sbx_error **err);
+int sbx__ns_pty_write(struct sbx_backend_pty *p, const void *buf, size_t n);
+size_t sbx__ns_pty_read(struct sbx_backend_pty *p, void *buf, size_t cap);
+int sbx__ns_pty_wait(struct sbx_backend_pty *p, uint64_t deadline_ns);
+void sbx__ns_pty_status(struct sbx_backend_pty *p, struct sbx_backend_pty_status *st);
+int sbx__ns_pty_resize(struct sbx_backend_pty *p, unsigned rows, unsigned cols);
+void sbx__ns_pty_free(struct sbx_backend_pty *p);
+void sbx__ns_pty_kill(struct sbx_backend_pty *p);
 
 /* ns_attach.c: the control socket of a sandbox others attach to. */
 int sbx__ns_listen(const char *path, sbx_error **err);

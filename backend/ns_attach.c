@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "ns.h"
 
 static int fill_addr(const char *path, struct sockaddr_un *a, sbx_error **err)
@@ -100,6 +101,8 @@ int sbx__ns_attach(const char *path, pid_t agent_pid, const char *id, struct sbx
     sb->sock = fd;
     sb->attached = 1;
     sb->range_mapped = ids.range_mapped;
+    /* Its cgroups, found from the agent itself: whoever ends the sandbox removes them. */
+    sb->cg = id ? sbx__cg_of_pid(agent_pid, id) : NULL;
     pthread_mutex_init(&sb->lock, NULL);
     sbx__ns_sock_timeouts(fd);
     *out = sb;
@@ -110,6 +113,7 @@ void sbx__ns_detach(struct sbx_sandbox *sb)
 {
     if (!sb)
         return;
+    sbx__cg_free(sb->cg); /* the sandbox lives on, and so do its cgroups */
     close(sb->sock);
     close(sb->pidfd);
     pthread_mutex_destroy(&sb->lock);

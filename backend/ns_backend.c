@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include "cgroup.h"
 #include "ns.h"
 
 static int ns_alive(struct sbx_sandbox *sb)
@@ -50,6 +51,8 @@ static int ns_destroy(struct sbx_sandbox *sb, sbx_error **err)
     if (!sb->dead)
         sbx__ns_kill_and_reap(sb);
     pthread_mutex_unlock(&sb->lock);
+    /* After the agent: every process of the sandbox is gone, so the cgroups can go. */
+    sbx__cg_remove(sb->cg);
     close(sb->pidfd);
     pthread_mutex_destroy(&sb->lock);
     free(sb->id);
@@ -78,6 +81,14 @@ const struct sbx_backend_ops sbx__ns_backend_ops = {
     .put_data = sbx__ns_put_data,
     .put_file_end = sbx__ns_put_file_end,
     .put_end = sbx__ns_put_end,
+    .pty_start = sbx__ns_pty_start,
+    .pty_write = sbx__ns_pty_write,
+    .pty_read = sbx__ns_pty_read,
+    .pty_wait = sbx__ns_pty_wait,
+    .pty_status = sbx__ns_pty_status,
+    .pty_resize = sbx__ns_pty_resize,
+    .pty_free = sbx__ns_pty_free,
+    .pty_kill = sbx__ns_pty_kill,
 };
 
 void sbx__ns_sock_timeouts(int fd)

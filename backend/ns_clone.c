@@ -42,6 +42,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include "cgroup.h"
 #include "ns.h"
 #include "wire_msgs.h"
 #include <sbx/session.h>
@@ -309,6 +310,7 @@ static void kill_and_reap(struct sbx_sandbox *sb)
 static void free_failed(struct sbx_sandbox *sb)
 {
     kill_and_reap(sb);
+    sbx__cg_remove(sb->cg);
     close(sb->sock);
     close(sb->pidfd);
     pthread_mutex_destroy(&sb->lock);
@@ -358,14 +360,23 @@ int sbx__ns_start_begin(const struct sbx_backend_config *c, struct sbx_sandbox *
             p.mount_fds[p.n_mount_fds++] = lfd;
         }
     }
+    struct sbx_cgroup *cg = NULL;
+    struct sbx_cg_limits lim = {.memory_bytes = c->memory_bytes,
+                                .pids_max = c->pids_max,
+                                .cpus = c->cpus,
+                                .best_effort = c->cgroup_best_effort};
+    if (r == 0)
+        r = sbx__cg_create(c->id ? c->id : "session", &lim, &cg, err);
     struct sbx_sandbox *sb = NULL;
     if (r == 0 && !(sb = calloc(1, sizeof(*sb))))
         r = sbx_err(err, SBX_ENOMEM, 0, "start", "out of memory");
     if (r < 0) {
         prep_close(&p);
+        sbx__cg_remove(cg);
         return r;
     }
     sb->sock = sb->pidfd = -1;
+    sb->cg = cg;
     pthread_mutex_init(&sb->lock, NULL);
     sb->range_mapped = ids.range_mapped;
 
@@ -391,6 +402,11 @@ int sbx__ns_start_begin(const struct sbx_backend_config *c, struct sbx_sandbox *
                                 .exit_signal = 0,
                                 .stack = (uint64_t)(uintptr_t)stack,
                                 .stack_size = stack_len};
+        /* Straight into the unified session cgroup: charged from its first instruction. */
+        if (sbx__cg_fd(cg) >= 0) {
+            ca.flags |= CLONE_INTO_CGROUP;
+            ca.cgroup = (uint64_t)sbx__cg_fd(cg);
+        }
         pid = sbx__clone3_on_stack(&ca, child_main, &arg);
         e = errno;
         pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -398,6 +414,7 @@ int sbx__ns_start_begin(const struct sbx_backend_config *c, struct sbx_sandbox *
     }
     if (pid < 0) {
         prep_close(&p);
+        sbx__cg_remove(sb->cg);
         free(sb);
         if (e == EPERM || e == ENOSPC || e == EUSERS || e == EINVAL)
             return sbx_err(err, SBX_ENOSYS, e, "start",
@@ -415,6 +432,9 @@ int sbx__ns_start_begin(const struct sbx_backend_config *c, struct sbx_sandbox *
     /* The agent is already running (waiting for CONFIG): it takes on its mapped identity
      * once it has the CONFIG, which is sent only after the maps are written. */
     r = sbx__ns_write_idmaps(sb->pid, ids.range_mapped, c->uid_base, err);
+    /* v1 cgroups: the agent joins them before CONFIG, so before it starts anything. */
+    if (r == 0)
+        r = sbx__cg_attach_v1(sb->cg, sb->pid, err);
     if (r == 0) {
         struct sbx_wbuf b = {0};
         r = sbx__wire_config_encode(&cfg, &b);

@@ -27,6 +27,10 @@ enum sbx_wire_type {
     SBX_MSG_EXEC_DONE = 12,  /* agent -> host, op: {u32 kind, i32 code, u32 killed} */
     SBX_MSG_EXEC_SPAWN_ERROR = 13, /* agent -> host, op: {u32 errno, str stage} */
     SBX_MSG_KILL = 14,       /* host -> agent, op: kill the command and all it started */
+    SBX_MSG_PTY = 15,        /* host -> agent, op: {u32 rows, u32 cols} + exec layout; the
+                                command gets a new terminal (replies: PTY_MASTER, then as
+                                for EXEC) */
+    SBX_MSG_PTY_MASTER = 16, /* agent -> host, op: fds: [pty master] */
     SBX_MSG_FILE = 20,       /* host -> agent, op: a file operation (wire_msgs.h); fds:
                                 [data socket] for read, write, walk and put */
     SBX_MSG_FILE_OPENED = 21, /* agent -> host, op: read: {u64 size}, bytes follow on data */

@@ -277,7 +277,7 @@ out_free:
     return r;
 }
 
-int sbx_session_persist_workspace(sbx_session *s, int out_fd, sbx_error **err)
+int sbx__session_persist_raw(sbx_session *s, int out_fd, sbx_error **err)
 {
     return sbx__persist(s, out_fd, NULL, NULL, err);
 }
@@ -518,7 +518,7 @@ out:
     return r;
 }
 
-int sbx_session_hydrate_workspace(sbx_session *s, int in_fd, sbx_error **err)
+int sbx__session_hydrate_raw(sbx_session *s, int in_fd, sbx_error **err)
 {
     return sbx__hydrate(s, in_fd, NULL, err);
 }

@@ -97,5 +97,52 @@ void sbx__session_release(sbx_session *s);
 int sbx__session_user(const sbx_session *s, const char *user, uint32_t *uid, uint32_t *gid,
                       sbx_error **err);
 uint32_t sbx__session_sandbox_uid(const sbx_session *s);
+/* What exec would run for o (spec §4.2): argv, env, cwd and ids, all malloc'd. */
+int sbx__session_exec_prep(sbx_session *s, const sbx_exec_opts *o, char ***argv, char ***env,
+                           char **cwd, uint32_t *uid, uint32_t *gid, sbx_error **err);
+
+/* pty.c: the session's registry of interactive processes (made with the session; free
+ * terminates what is left), and the spec's rules as pure functions for the tests. */
+struct sbx_pty_reg;
+struct sbx_pty_reg *sbx__pty_reg_new(void);
+void sbx__pty_reg_free(struct sbx_pty_reg *r);
+struct sbx_pty_reg *sbx__session_pty(sbx_session *s);
+/* Yield in ms (§5.1): given seconds truncated to ms, or the default; then clamped; then at
+ * least SBX_PTY_POLL_MIN_MS for a write of no bytes. */
+int sbx__pty_yield_ms(int has_yield, double yield_s, int default_ms, int empty_write);
+/* §5.5: the index of the entry to prune among n, or -1 for none. */
+struct sbx_pty_prune_view {
+    uint64_t last_used;
+    int exited;
+};
+long sbx__pty_prune_pick(const struct sbx_pty_prune_view *v, size_t n);
+/* pty_truncate.c */
+char *sbx__utf8_sanitize(const unsigned char *in, size_t len, size_t *out_len);
+void sbx__split_utf8(const char *s, size_t len, size_t head_budget, size_t tail_budget,
+                     size_t *head_len, size_t *tail_off);
+int sbx__truncate_budget(const char *text, size_t len, uint64_t budget, char **out,
+                         size_t *out_len, int64_t *original_tokens);
+
+/* The instrumented operations' implementations; their public names (instrumented.c) wrap them
+ * in events. Everything else in core calls the public names, so that what the spec routes
+ * through the wrapper (extract's writes, close's stop and shutdown) emits events. */
+int sbx__session_start_raw(sbx_session *s, sbx_error **err);
+int sbx__session_stop_raw(sbx_session *s, sbx_error **err);
+int sbx__session_shutdown_raw(sbx_session *s, sbx_error **err);
+int sbx__session_running_raw(sbx_session *s);
+int sbx__session_exec_raw(sbx_session *s, const sbx_exec_opts *o, sbx_exec_result **out,
+                          sbx_error **err);
+int sbx__session_read_raw(sbx_session *s, const char *path, const char *user, int out_fd,
+                          uint64_t *bytes, sbx_error **err);
+int sbx__session_write_raw(sbx_session *s, const char *path, const char *user, int in_fd,
+                           uint64_t *bytes, sbx_error **err);
+int sbx__session_persist_raw(sbx_session *s, int out_fd, sbx_error **err);
+int sbx__session_hydrate_raw(sbx_session *s, int in_fd, sbx_error **err);
+/* instrumented.c: the session's events binding (session.c holds the pointer). */
+struct sbx__ev_bind;
+struct sbx__ev_bind **sbx__session_ev(sbx_session *s);
+int sbx__session_ev_init(sbx_session *s, const sbx_session_opts *o, sbx_error **err);
+int sbx__session_ev_enabled(sbx_session *s);
+void sbx__session_ev_free(sbx_session *s);
 
 #endif

@@ -209,8 +209,8 @@ int sbx_session_mkdir(sbx_session *s, const char *path, int parents, const char 
     return r;
 }
 
-int sbx_session_read(sbx_session *s, const char *path, const char *user, int out_fd,
-                     uint64_t *bytes, sbx_error **err)
+int sbx__session_read_raw(sbx_session *s, const char *path, const char *user, int out_fd,
+                          uint64_t *bytes, sbx_error **err)
 {
     if (out_fd < 0)
         return sbx_err(err, SBX_EINVAL, 0, "read", "out_fd must be an open file descriptor");
@@ -222,8 +222,8 @@ int sbx_session_read(sbx_session *s, const char *path, const char *user, int out
     return r;
 }
 
-int sbx_session_write(sbx_session *s, const char *path, const char *user, int in_fd,
-                      uint64_t *bytes, sbx_error **err)
+int sbx__session_write_raw(sbx_session *s, const char *path, const char *user, int in_fd,
+                           uint64_t *bytes, sbx_error **err)
 {
     if (in_fd < 0)
         return sbx_err(err, SBX_EINVAL, 0, "write", "in_fd must be an open file descriptor");

@@ -341,13 +341,15 @@ static int stop_err(sbx_session *s, sbx_error **err, sbx_error *cause)
     return r;
 }
 
-int sbx_session_stop(sbx_session *s, sbx_error **err)
+int sbx__session_stop_raw(sbx_session *s, sbx_error **err)
 {
     if (!s)
         return sbx_err(err, SBX_EINVAL, 0, "stop", "session is NULL");
     if (!sbx__session_running_flag(s))
         return sbx_err(err, SBX_ESTATE, 0, "stop", "session %s is not running",
                        sbx_session_id(s));
+    /* Spec §3.4: interactive processes end before the workspace is persisted. */
+    sbx_pty_terminate_all(s);
     struct sbx_session_life *l = sbx__session_life(s);
     struct sbx_state *st = l->st;
     if (st->snap_kind == SBX_SNAP_NOOP)

@@ -50,6 +50,9 @@ struct sbx_session {
     uint32_t uid_base;
     unsigned nproc;
     uint64_t tmpfs_bytes;
+    uint64_t memory_bytes;
+    unsigned pids_max;
+    double cpus;
     unsigned flags;
     char *agent_path;
     struct sbx_backend_ids ids;
@@ -68,6 +71,8 @@ struct sbx_session {
     int attached;                   /* sb is another process's sandbox (sbx_session_attach) */
     int started;                    /* this handle started a sandbox: the workspace is its to
                                        remove (when owned) */
+    struct sbx_pty_reg *pty;        /* interactive processes (pty.c) */
+    struct sbx__ev_bind *ev;        /* events binding (instrumented.c); NULL: none */
 };
 
 static void assert_state(const sbx_session *s)
@@ -138,6 +143,13 @@ static int validate(const sbx_session_opts *o, sbx_error **err)
         return sbx_err(err, SBX_EINVAL, 0, "create", "workspace path is empty");
     if (!env_ok(o->env))
         return sbx_err(err, SBX_EINVAL, 0, "create", "environment entries must be K=V");
+    if (o->cpus < 0 || o->cpus > 4096)
+        return sbx_err(err, SBX_EINVAL, 0, "create", "cpus must be between 0 and 4096, not %g",
+                       o->cpus);
+    if (o->memory_bytes && o->memory_bytes < (4u << 20))
+        return sbx_err(err, SBX_EINVAL, 0, "create",
+                       "memory limit %llu is too small to start a sandbox (at least 4 MiB)",
+                       (unsigned long long)o->memory_bytes);
     if (o->n_binds && !o->binds)
         return sbx_err(err, SBX_EINVAL, 0, "create", "n_binds is %zu but binds is NULL",
                        o->n_binds);
@@ -204,16 +216,23 @@ int sbx_session_new(const sbx_session_opts *o, sbx_session **out, sbx_error **er
     s->uid_base = o->uid_base ? o->uid_base : SBX_DEFAULT_UID_BASE;
     s->nproc = o->nproc ? o->nproc : SBX_DEFAULT_NPROC;
     s->tmpfs_bytes = o->tmpfs_bytes;
+    s->memory_bytes = o->memory_bytes;
+    s->pids_max = o->pids_max;
+    s->cpus = o->cpus;
     s->flags = o->flags;
     s->ops->ids(&s->ids);
     sbx__uuid4(s->id);
-    if (copy_opts(s, o) < 0) {
+    if (copy_opts(s, o) < 0 || !(s->pty = sbx__pty_reg_new())) {
         sbx_session_free(s);
         return sbx_err(err, SBX_ENOMEM, 0, "create", "out of memory");
     }
     /* The state object: session id, manifest (whose root and environment the session takes),
      * snapshot, and, when resuming, the workspace. */
     if ((r = sbx__life_init(s, o, err)) < 0) {
+        sbx_session_free(s);
+        return r;
+    }
+    if ((r = sbx__session_ev_init(s, o, err)) < 0) {
         sbx_session_free(s);
         return r;
     }
@@ -284,6 +303,10 @@ static int start_sandbox(sbx_session *s, int begin_only, sbx_error **err)
         .accounts = (const char *const *)s->life.account_lines,
         .groups = (const char *const *)s->life.group_lines,
         .control_socket = s->control_socket,
+        .memory_bytes = s->memory_bytes,
+        .pids_max = s->pids_max,
+        .cpus = s->cpus,
+        .cgroup_best_effort = (s->flags & SBX_SESSION_CGROUP_BEST_EFFORT) != 0,
     };
     struct sbx_sandbox *sb = NULL;
     r = begin_only ? s->ops->start_begin(&c, &sb, err) : s->ops->start(&c, &sb, err);
@@ -300,7 +323,7 @@ static int start_sandbox(sbx_session *s, int begin_only, sbx_error **err)
     return 0;
 }
 
-int sbx_session_start(sbx_session *s, sbx_error **err)
+int sbx__session_start_raw(sbx_session *s, sbx_error **err)
 {
     int r = start_sandbox(s, 0, err);
     if (r < 0)
@@ -314,10 +337,12 @@ int sbx_session_start(sbx_session *s, sbx_error **err)
     return r;
 }
 
-int sbx_session_shutdown(sbx_session *s, sbx_error **err)
+int sbx__session_shutdown_raw(sbx_session *s, sbx_error **err)
 {
     if (!s)
         return sbx_err(err, SBX_EINVAL, 0, "shutdown", "session is NULL");
+    /* Before anything else (spec §5.8): no interactive process outlives the session. */
+    sbx_pty_terminate_all(s);
     pthread_mutex_lock(&s->lock);
     assert_state(s);
     struct sbx_sandbox *sb = s->sb;
@@ -358,7 +383,7 @@ static void sb_release(sbx_session *s)
     pthread_mutex_unlock(&s->lock);
 }
 
-int sbx_session_running(sbx_session *s)
+int sbx__session_running_raw(sbx_session *s)
 {
     if (!s)
         return 0;
@@ -421,6 +446,7 @@ void sbx_session_free(sbx_session *s)
         if (s->started)
             remove_owned_workspace(s);
     }
+    sbx__pty_reg_free(s->pty);
     free(s->control_socket);
     free(s->owned_dir);
     free(s->workspace);
@@ -442,6 +468,7 @@ void sbx_session_free(sbx_session *s)
     sbx__life_clear(&s->life);
     pthread_mutex_destroy(&s->life.lock);
     pthread_mutex_destroy(&s->life.close_lock);
+    sbx__session_ev_free(s); /* after shutdown(): its events are delivered */
     free(s);
 }
 
@@ -569,8 +596,8 @@ static int check_exec_opts(const sbx_exec_opts *o, sbx_error **err)
     return 0;
 }
 
-int sbx_session_exec(sbx_session *s, const sbx_exec_opts *o, sbx_exec_result **out,
-                     sbx_error **err)
+int sbx__session_exec_raw(sbx_session *s, const sbx_exec_opts *o, sbx_exec_result **out,
+                          sbx_error **err)
 {
     *out = NULL;
     int r = check_exec_opts(o, err);
@@ -657,8 +684,9 @@ int sbx_run(const sbx_session_opts *so, const sbx_exec_opts *xo, sbx_exec_result
     sbx_session *s = NULL;
     if ((r = sbx_session_new(so, &s, err)) < 0)
         return r;
-    if (sbx__life_needs_materialize(s)) {
-        /* A manifest or snapshot to apply first: no pipelining. */
+    if (sbx__life_needs_materialize(s) || sbx__session_ev_enabled(s)) {
+        /* A manifest or snapshot to apply first, or events (whose start must finish before
+         * the exec's start): no pipelining. */
         if ((r = sbx_session_start(s, err)) == 0)
             r = sbx_session_exec(s, xo, out, err);
         sbx_session_free(s);
@@ -753,9 +781,39 @@ uint32_t sbx__session_sandbox_uid(const sbx_session *s)
     return s->ids.sandbox_uid;
 }
 
+int sbx__session_exec_prep(sbx_session *s, const sbx_exec_opts *o, char ***argv, char ***env,
+                           char **cwd, uint32_t *uid, uint32_t *gid, sbx_error **err)
+{
+    const char *uname = NULL;
+    int r = resolve_user(s, o->user, uid, gid, &uname, err);
+    if (r < 0 || (r = sbx_exec_build_argv(o, argv, err)) < 0)
+        return r;
+    *env = build_env(s, o->env, uname);
+    *cwd = build_cwd(s, o->cwd);
+    if (!*env || !*cwd) {
+        sbx__strv_free(*argv);
+        sbx__strv_free(*env);
+        free(*cwd);
+        *argv = *env = NULL;
+        *cwd = NULL;
+        return sbx_err(err, SBX_ENOMEM, 0, "exec", "out of memory");
+    }
+    return 0;
+}
+
+struct sbx_pty_reg *sbx__session_pty(sbx_session *s)
+{
+    return s->pty;
+}
+
 struct sbx_session_files *sbx__session_files(sbx_session *s)
 {
     return &s->files;
+}
+
+struct sbx__ev_bind **sbx__session_ev(sbx_session *s)
+{
+    return &s->ev;
 }
 
 struct sbx_session_life *sbx__session_life(sbx_session *s)

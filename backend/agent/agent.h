@@ -53,6 +53,15 @@ extern int sbx_agent_dumpable;
 /* Serves one operation channel in a forked worker (exec_worker.c); never returns. */
 __attribute__((noreturn)) void sbx_agent_serve_op(int chan);
 
+/* Spawns x with stdio (a session leader; with ctty, stdio[0] becomes its controlling
+ * terminal), reports STARTED or SPAWN_ERROR on chan, then supervises it until DONE
+ * (exec_worker.c). `owned` fds are closed once the command holds its copies. */
+void sbx_agent_exec_run(int chan, const struct sbx_wire_exec *x, const int stdio[3], int ctty,
+                        const int *owned, size_t n_owned);
+/* Serves a PTY message: a terminal from the sandbox's devpts, its master sent to the host
+ * (pty_worker.c). */
+void sbx_agent_serve_pty(int chan, const unsigned char *p, size_t len, int *fds, size_t n_fds);
+
 /* Kills `root`'s whole subtree of descendants, which this process (a child subreaper)
  * contains, and reaps what it can (proctree.c). Records the exit status of `main_pid` in
  * *main_status if it is reaped here (and sets *main_reaped). */

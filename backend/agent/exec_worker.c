@@ -25,6 +25,7 @@
 #include <sys/prctl.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
@@ -109,6 +110,7 @@ struct spawn_ctx {
     const int *stdio;
     int cap_max;
     const sigset_t *mask;
+    int ctty; /* stdio[0] is a terminal to make the controlling one (pty_worker.c) */
     int failed;
     struct spawn_fail fail;
 };
@@ -132,6 +134,15 @@ __attribute__((noreturn)) static void run_child(struct spawn_ctx *ctx)
     for (int i = 0; i < 3; i++)
         if (dup2(stdio[i], i) < 0)
             child_fail(ctx, "stdio");
+    /* A PTY child: the slave becomes the controlling terminal of its new session, and ^C/^\
+     * must interrupt it even when the agent ignores those signals (ignored dispositions
+     * survive execve). */
+    if (ctx->ctty) {
+        if (ioctl(0, TIOCSCTTY, 0) < 0)
+            child_fail(ctx, "ctty");
+        signal(SIGINT, SIG_DFL);
+        signal(SIGQUIT, SIG_DFL);
+    }
     /* setgroups is "deny" in an unprivileged session's namespace: nothing to drop then. */
     if (setgroups(0, NULL) < 0 && errno != EPERM)
         child_fail(ctx, "setgroups");
@@ -266,26 +277,16 @@ static pid_t spawn(struct spawn_ctx *ctx)
     return pid;
 }
 
-static void serve_exec(int chan, const unsigned char *p, size_t len, int *fds, size_t n_fds)
+static void close_all(const int *fds, size_t n)
 {
-    struct sbx_wire_exec x;
-    if (sbx__wire_exec_decode(p, len, &x) < 0 || n_fds < 2) {
-        uint32_t v[1] = {EBADMSG};
-        send_u32s(chan, SBX_MSG_EXEC_SPAWN_ERROR, v, 1);
-        return;
-    }
-    int stdio[3];
-    size_t k = 0;
-    int devnull = -1;
-    if ((x.flags & SBX_EXECF_STDIN) && n_fds >= 3) {
-        stdio[0] = fds[k++];
-    } else {
-        devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        stdio[0] = devnull;
-    }
-    stdio[1] = fds[k++];
-    stdio[2] = fds[k++];
+    for (size_t i = 0; i < n; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+}
 
+void sbx_agent_exec_run(int chan, const struct sbx_wire_exec *x, const int stdio[3], int ctty,
+                        const int *owned, size_t n_owned)
+{
     prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     sigset_t set, old;
     sigemptyset(&set);
@@ -294,19 +295,20 @@ static void serve_exec(int chan, const unsigned char *p, size_t len, int *fds, s
     int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sfd < 0) {
         uint32_t v[1] = {(uint32_t)errno};
+        close_all(owned, n_owned);
         send_u32s(chan, SBX_MSG_EXEC_SPAWN_ERROR, v, 1);
         return;
     }
-    struct spawn_ctx ctx = {.x = &x, .stdio = stdio, .cap_max = sbx_agent_cap_last, .mask = &old};
+    struct spawn_ctx ctx = {
+        .x = x, .stdio = stdio, .cap_max = sbx_agent_cap_last, .mask = &old, .ctty = ctty};
     pid_t pid = spawn(&ctx);
     int spawn_errno = errno;
     /* The child's uid change reset the dumpable flag of the memory it shared with us; as the
      * agent's own id, we stay dumpable so /proc/<worker> stays ours, not uid 0's inside. */
     prctl(PR_SET_DUMPABLE, sbx_agent_dumpable, 0, 0, 0);
-    for (size_t i = 0; i < n_fds; i++)
-        close(fds[i]);
-    if (devnull >= 0)
-        close(devnull);
+    /* The host sees EOF (or EIO on a PTY master) only once the last copy of the command's
+     * stdio outside the command is gone. */
+    close_all(owned, n_owned);
     if (pid < 0) {
         uint32_t v[1] = {(uint32_t)spawn_errno};
         send_u32s(chan, SBX_MSG_EXEC_SPAWN_ERROR, v, 1);
@@ -327,6 +329,30 @@ static void serve_exec(int chan, const unsigned char *p, size_t len, int *fds, s
     uint32_t v[1] = {(uint32_t)pid};
     send_u32s(chan, SBX_MSG_EXEC_STARTED, v, 1);
     supervise(chan, pid, sfd);
+}
+
+static void serve_exec(int chan, const unsigned char *p, size_t len, int *fds, size_t n_fds)
+{
+    struct sbx_wire_exec x;
+    if (sbx__wire_exec_decode(p, len, &x) < 0 || n_fds < 2) {
+        uint32_t v[1] = {EBADMSG};
+        send_u32s(chan, SBX_MSG_EXEC_SPAWN_ERROR, v, 1);
+        return;
+    }
+    int stdio[3];
+    size_t k = 0;
+    int devnull = -1;
+    if ((x.flags & SBX_EXECF_STDIN) && n_fds >= 3) {
+        stdio[0] = fds[k++];
+    } else {
+        devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        stdio[0] = devnull;
+    }
+    stdio[1] = fds[k++];
+    stdio[2] = fds[k++];
+    sbx_agent_exec_run(chan, &x, stdio, 0, fds, n_fds);
+    if (devnull >= 0)
+        close(devnull);
     sbx__wire_exec_clear(&x);
 }
 
@@ -339,6 +365,8 @@ void sbx_agent_serve_op(int chan)
     if (sbx__wire_recv(chan, &h, &p, fds, 4, &n_fds) == 0) {
         if (h.type == SBX_MSG_EXEC)
             serve_exec(chan, p, h.len, fds, n_fds);
+        else if (h.type == SBX_MSG_PTY)
+            sbx_agent_serve_pty(chan, p, h.len, fds, n_fds);
         else if (h.type == SBX_MSG_FILE)
             sbx_agent_serve_file(chan, p, h.len, fds, n_fds);
     }

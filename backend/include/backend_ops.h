@@ -64,6 +64,10 @@ struct sbx_backend_config {
     const char *const *groups;   /* extra groups, "name:gid:member,member" */
     const char *control_socket;  /* where the sandbox listens for other processes to attach
                                     (a Unix socket path, made 0600); NULL: nowhere */
+    uint64_t memory_bytes;       /* cgroup limits (0: none): memory, swap excluded */
+    unsigned pids_max;           /* processes and threads of the whole sandbox */
+    double cpus;                 /* CPU time, in CPUs */
+    int cgroup_best_effort;      /* skip a limit that cannot be enforced instead of failing */
 };
 
 /* Ids the backend will use for the sandbox user and root, and whether a range is mapped
@@ -176,6 +180,26 @@ typedef int (*sbx_backend_walk_cb)(void *arg, const struct sbx_backend_member *m
                                    sbx_error **err);
 struct sbx_backend_put;
 
+/* An interactive process (ns_pty.c): a command on a new terminal of the sandbox's own devpts,
+ * or with its stdout and stderr merged in arrival order (tty = 0; stdin is then EOF). Its
+ * output is drained on the host by a background thread into a ring of buffer_bytes (oldest
+ * bytes dropped and counted), so the command never blocks on a full terminal. */
+struct sbx_backend_pty_req {
+    char *const *argv;
+    char *const *env;
+    const char *cwd;
+    uint32_t uid, gid;
+    int tty;
+    unsigned rows, cols;  /* initial window size (tty); 0: 24 x 80 */
+    size_t buffer_bytes;  /* 0: 1 MiB */
+};
+struct sbx_backend_pty;
+struct sbx_backend_pty_status {
+    int exited;       /* the command exited and its output is closed (all of it buffered) */
+    int exit_code;    /* -N on signal N */
+    uint64_t dropped; /* bytes dropped from the ring so far */
+};
+
 struct sbx_backend_ops {
     const char *name;
     /* Which ids the sandbox will have for this caller (no side effects). */
@@ -227,6 +251,25 @@ struct sbx_backend_ops {
     int (*put_file_end)(struct sbx_backend_put *p);
     int (*put_end)(struct sbx_backend_put *p, int commit, struct sbx_backend_file_out *out,
                    sbx_error **err);
+
+    /* Interactive processes. pty_start returns once the command runs (or could not start:
+     * SBX_EEXEC_TRANSPORT). pty_write writes all of buf to the terminal (-errno; -ENOTTY
+     * without one). pty_read moves up to cap buffered bytes out; pty_wait blocks until some
+     * output is buffered, the output closed, or deadline_ns (monotonic) passed, and returns 1
+     * for the first two, 0 on the deadline. pty_free kills the command's whole tree (if it
+     * still runs), stops the reader and frees; it never blocks on the command. A pty may be
+     * used from several threads; pty_free must be the last call. */
+    int (*pty_start)(struct sbx_sandbox *sb, const struct sbx_backend_pty_req *q,
+                     struct sbx_backend_pty **out, sbx_error **err);
+    int (*pty_write)(struct sbx_backend_pty *p, const void *buf, size_t n);
+    size_t (*pty_read)(struct sbx_backend_pty *p, void *buf, size_t cap);
+    int (*pty_wait)(struct sbx_backend_pty *p, uint64_t deadline_ns);
+    void (*pty_status)(struct sbx_backend_pty *p, struct sbx_backend_pty_status *st);
+    int (*pty_resize)(struct sbx_backend_pty *p, unsigned rows, unsigned cols);
+    void (*pty_free)(struct sbx_backend_pty *p);
+    /* Starts killing the command's tree and returns; calls in flight end soon after (the
+     * exit arrives). Any thread. */
+    void (*pty_kill)(struct sbx_backend_pty *p);
 };
 
 /* Compiles a policy to a BPF program for this machine's architecture (foreign ABIs are

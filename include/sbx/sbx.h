@@ -4,8 +4,10 @@
 
 #include "archive.h"
 #include "error.h"
+#include "events.h"
 #include "exec.h"
 #include "files.h"
+#include "pty.h"
 #include "seccomp.h"
 #include "session.h"
 

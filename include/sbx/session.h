@@ -48,10 +48,13 @@ enum sbx_session_flags {
      * Nothing touches the host's disk and nothing is left to remove; the files live in
      * memory and are gone at shutdown. sbx_session_workspace() is then NULL. */
     SBX_SESSION_EPHEMERAL_WORKSPACE = 1u << 3,
+    /* A cgroup limit (memory_bytes, pids_max, cpus) that this machine cannot enforce is
+     * skipped instead of failing start(). */
+    SBX_SESSION_CGROUP_BEST_EFFORT = 1u << 4,
 };
 #define SBX_SESSION_FLAGS_ALL                                                                 \
     (SBX_SESSION_DETACHED | SBX_SESSION_KEEP_WORKSPACE | SBX_SESSION_ALLOW_PTRACE |          \
-     SBX_SESSION_EPHEMERAL_WORKSPACE)
+     SBX_SESSION_EPHEMERAL_WORKSPACE | SBX_SESSION_CGROUP_BEST_EFFORT)
 
 /* Session options. Zero in any field means its default. Fill with SBX_SESSION_OPTS_INIT. */
 typedef struct sbx_session_opts {
@@ -92,6 +95,14 @@ typedef struct sbx_session_opts {
     const char *control_socket; /* a Unix socket path where the started sandbox accepts
                                   other processes (sbx_session_attach); its directory should
                                   be private (0700). NULL: none */
+    struct sbx_events *events; /* audit events of this session's operations (sbx/events.h);
+                                  the session takes a reference. NULL: none */
+    const char *traceparent;   /* the caller's W3C traceparent for this session's spans
+                                  (sbx_session_set_traceparent). NULL: none */
+    uint64_t memory_bytes;     /* cgroup limits for the whole sandbox (0: none): memory,
+                                  swap excluded; a process past it is OOM-killed */
+    unsigned pids_max;         /* processes and threads, all commands together */
+    double cpus;               /* CPU time, in CPUs (1.5 = one and a half) */
 } sbx_session_opts;
 
 #define SBX_SESSION_OPTS_INIT {.size = sizeof(sbx_session_opts)}

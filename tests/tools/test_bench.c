@@ -32,7 +32,8 @@ Test(tools_bench, quick_json_is_complete_and_well_formed)
                                           {"ws_hydrate", "tar -x"},     {"ws_hydrate", "sbx hydrate"},
                                           {"thru_seq", "sbx exec"},     {"thru_seq", "bwrap"},
                                           {"thru_par", "sbx exec"},     {"thru_par", "sbx run"},
-                                          {"warm_true", "sbx exec CLI"}};
+                                          {"warm_true", "sbx exec CLI"},
+                                          {"pty_line", "openpty"},      {"pty_line", "sbx pty"}};
     for (size_t w = 0; w < sizeof(want) / sizeof(want[0]); w++) {
         int found = 0;
         for (size_t i = 0; i < n; i++) {

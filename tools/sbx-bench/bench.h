@@ -64,6 +64,7 @@ extern const struct bench_case bench_case_ws_persist;
 extern const struct bench_case bench_case_ws_hydrate;
 extern const struct bench_case bench_case_thru_seq;
 extern const struct bench_case bench_case_thru_par;
+extern const struct bench_case bench_case_pty_line;
 
 /* cases_throughput.c: commands per run of a throughput case (0 for the others). */
 int bench_ops_per_run(const struct bench_case *c);

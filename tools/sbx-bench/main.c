@@ -22,6 +22,7 @@ static const struct bench_case *const cases[] = {
     &bench_case_ws_hydrate,
     &bench_case_thru_seq,
     &bench_case_thru_par,
+    &bench_case_pty_line,
 };
 #define N_CASES (sizeof(cases) / sizeof(cases[0]))
 

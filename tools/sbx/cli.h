@@ -24,6 +24,16 @@ int sbx_cmd_stop(int argc, char **argv);
 int sbx_cmd_start(int argc, char **argv);
 int sbx_cmd_rm(int argc, char **argv);
 int sbx_cmd_gc(int argc, char **argv);
+/* cmd_shell.c: `sbx shell`, and the terminal pump behind it and `sbx exec --tty`: runs o on
+ * a new PTY in s with this process's terminal attached (raw, restored on every way out).
+ * Returns the exit status to exit with. */
+int sbx_cmd_shell(int argc, char **argv);
+int sbx_cmd_events(int argc, char **argv);
+
+/* cmd_events.c: the instrumentation behind --events FILE / --events-stderr (NULL when neither
+ * is given); prints the error and returns -1 when the file cannot be opened. */
+int sbx_cli_events_make(const char *path, int to_stderr, sbx_events **out);
+int sbx_cli_pty_run(sbx_session *s, const sbx_pty_opts *o);
 /* cmd_files.c: files and archives of a session's workspace. */
 int sbx_cmd_ls(int argc, char **argv);
 int sbx_cmd_cp(int argc, char **argv);

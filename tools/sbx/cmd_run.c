@@ -39,8 +39,17 @@ static void usage(FILE *f)
             "      --allow-ptrace     let commands trace each other (debuggers)\n"
             "      --nproc N          at most N processes of the sandbox user (default 4096)\n"
             "      --tmpfs-size SIZE  size of /tmp, /dev/shm and a tmpfs workspace, e.g. 512M\n"
+            "      --memory SIZE      memory of the whole sandbox (cgroup), e.g. 512M\n"
+            "      --pids N           processes and threads of the whole sandbox (cgroup)\n"
+            "      --cpus N           CPU time, in CPUs, e.g. 1.5 (cgroup)\n"
+            "      --limits-best-effort  skip a limit this machine cannot enforce instead of\n"
+            "                         failing\n"
             "      --json             print one JSON object {exit_code, timed_out, duration_ms,\n"
             "                         stdout, stderr} instead of passing output through\n"
+            "      --events FILE      append an audit event per operation to FILE (JSONL; see\n"
+            "                         sbx events tail)\n"
+            "      --events-stderr    print one line per operation event on stderr\n"
+            "      --traceparent TP   W3C traceparent: the events' spans nest under it\n"
             "  -h, --help             show this help\n"
             "\n"
             "exit status: the command's own; 128+N if killed by signal N; 124 on timeout;\n"
@@ -56,7 +65,11 @@ struct run_opts {
     size_t n_binds;
     int json, keep, stdin_in;
     char *seccomp; /* policy text read from --seccomp FILE */
+    const char *events_path;
+    int events_stderr;
 };
+
+/* cmd_events.c */
 
 __attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
 {
@@ -71,7 +84,9 @@ __attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
 
 static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
 {
-    enum { O_KEEP = 256, O_ROOT, O_HOSTNAME, O_BIND, O_RO_BIND, O_JSON, O_SECCOMP, O_PTRACE, O_NPROC, O_TMPFS };
+    enum { O_KEEP = 256, O_ROOT, O_HOSTNAME, O_BIND, O_RO_BIND, O_JSON, O_SECCOMP, O_PTRACE,
+           O_NPROC, O_TMPFS, O_EVENTS, O_EVENTS_STDERR, O_TRACEPARENT, O_MEMORY, O_PIDS, O_CPUS,
+           O_BEST_EFFORT };
     static const struct option longs[] = {
         {"workspace", required_argument, NULL, 'w'}, {"keep", no_argument, NULL, O_KEEP},
         {"root", required_argument, NULL, O_ROOT},   {"timeout", required_argument, NULL, 't'},
@@ -83,6 +98,13 @@ static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
         {"allow-ptrace", no_argument, NULL, O_PTRACE},
         {"nproc", required_argument, NULL, O_NPROC},
         {"tmpfs-size", required_argument, NULL, O_TMPFS},
+        {"events", required_argument, NULL, O_EVENTS},
+        {"events-stderr", no_argument, NULL, O_EVENTS_STDERR},
+        {"traceparent", required_argument, NULL, O_TRACEPARENT},
+        {"memory", required_argument, NULL, O_MEMORY},
+        {"pids", required_argument, NULL, O_PIDS},
+        {"cpus", required_argument, NULL, O_CPUS},
+        {"limits-best-effort", no_argument, NULL, O_BEST_EFFORT},
         {NULL, 0, NULL, 0}};
     char msg[512];
     int c;
@@ -156,6 +178,38 @@ static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
             if (sbx_cli_parse_size(optarg, &ro->so.tmpfs_bytes) < 0)
                 return fail("--tmpfs-size '%s' is not a size (like 4096, 64K, 512M, 2G)", optarg);
             break;
+        case O_MEMORY:
+            if (sbx_cli_parse_size(optarg, &ro->so.memory_bytes) < 0 || !ro->so.memory_bytes)
+                return fail("--memory '%s' is not a size (like 512M, 2G)", optarg);
+            break;
+        case O_PIDS: {
+            char *end = NULL;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (!*optarg || *end || v == 0 || v > 4194304)
+                return fail("--pids '%s' is not a number of processes (1 to 4194304)", optarg);
+            ro->so.pids_max = (unsigned)v;
+            break;
+        }
+        case O_CPUS: {
+            char *end = NULL;
+            double v = strtod(optarg, &end);
+            if (!*optarg || *end || !(v > 0) || v > 4096)
+                return fail("--cpus '%s' is not a number of CPUs (like 0.5, 2)", optarg);
+            ro->so.cpus = v;
+            break;
+        }
+        case O_BEST_EFFORT:
+            ro->so.flags |= SBX_SESSION_CGROUP_BEST_EFFORT;
+            break;
+        case O_EVENTS:
+            ro->events_path = optarg;
+            break;
+        case O_EVENTS_STDERR:
+            ro->events_stderr = 1;
+            break;
+        case O_TRACEPARENT:
+            ro->so.traceparent = optarg;
+            break;
         case 'h':
             usage(stdout);
             return -1;
@@ -206,6 +260,10 @@ static int run(struct run_opts *ro, char **cmd)
         ro->xo.stdout_fd = 1;
         ro->xo.stderr_fd = 2;
     }
+    sbx_events *ev = NULL;
+    if (sbx_cli_events_make(ro->events_path, ro->events_stderr, &ev) < 0)
+        return SBX_EXIT_SBX_FAILED;
+    ro->so.events = ev;
     int r;
     if (ro->keep) {
         /* The kept workspace's path is only known to a session that outlives the run. */
@@ -239,6 +297,10 @@ out:
     sbx_exec_result_free(res);
     sbx_error_free(err);
     sbx_session_free(s);
+    if (ev && sbx_events_failures(ev))
+        fprintf(stderr, "sbx: %llu event(s) could not be written\n",
+                (unsigned long long)sbx_events_failures(ev));
+    sbx_events_free(ev);
     return status;
 }
 

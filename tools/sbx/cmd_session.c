@@ -57,6 +57,10 @@ static const char exec_usage[] =
     "  -e, --env K=V          set an environment variable (repeatable)\n"
     "  -t, --timeout SECONDS  kill the command and all it started after SECONDS\n"
     "  -i, --stdin            pass this process's stdin to CMD (never a terminal)\n"
+    "      --tty              run CMD on a new terminal attached to this one (as sbx shell)\n"
+    "      --events FILE      append the exec's audit events to FILE (JSONL)\n"
+    "      --events-stderr    print one line per operation event on stderr\n"
+    "      --traceparent TP   W3C traceparent: the events' spans nest under it\n"
     "  -h, --help             show this help\n"
     "\n"
     "exit status: the command's own; 128+N if killed by signal N; 124 on timeout;\n"
@@ -467,7 +471,13 @@ struct exec_args {
     const char *env[MAX_LIST + 1];
     size_t n_env;
     int stdin_in;
+    int tty;
+    const char *events_path;
+    int events_stderr;
+    const char *traceparent;
 };
+
+/* cmd_events.c */
 
 static int exec_parse(int argc, char **argv, struct exec_args *x, int *first)
 {
@@ -475,6 +485,9 @@ static int exec_parse(int argc, char **argv, struct exec_args *x, int *first)
         {"user", required_argument, NULL, 'u'},    {"cwd", required_argument, NULL, 'C'},
         {"env", required_argument, NULL, 'e'},     {"timeout", required_argument, NULL, 't'},
         {"stdin", no_argument, NULL, 'i'},         {"help", no_argument, NULL, 'h'},
+        {"tty", no_argument, NULL, 'Y'},
+        {"events", required_argument, NULL, 'E'},  {"events-stderr", no_argument, NULL, 'S'},
+        {"traceparent", required_argument, NULL, 'T'},
         {NULL, 0, NULL, 0}};
     int c;
     opterr = 0;
@@ -502,6 +515,18 @@ static int exec_parse(int argc, char **argv, struct exec_args *x, int *first)
             break;
         case 'i':
             x->stdin_in = 1;
+            break;
+        case 'Y': /* --tty: long only (-t is --timeout) */
+            x->tty = 1;
+            break;
+        case 'E': /* long options only: not in the short option string */
+            x->events_path = optarg;
+            break;
+        case 'S':
+            x->events_stderr = 1;
+            break;
+        case 'T':
+            x->traceparent = optarg;
             break;
         case 'h':
             fputs(exec_usage, stdout);
@@ -559,10 +584,32 @@ int sbx_cmd_exec(int argc, char **argv)
     sbx_store_rec_free(r);
     if (rc < 0)
         return SBX_EXIT_SBX_FAILED;
+    if (x.tty) {
+        sbx_pty_opts po = SBX_PTY_OPTS_INIT;
+        po.argv = x.xo.argv;
+        po.shell = SBX_SHELL_NONE;
+        po.env = x.xo.env;
+        po.cwd = x.xo.cwd;
+        po.user = x.xo.user;
+        st = sbx_cli_pty_run(s, &po);
+        sbx_session_free(s);
+        return st;
+    }
     signal(SIGPIPE, SIG_IGN); /* a reader of our output going away is reported, not fatal */
     sbx_exec_result *res = NULL;
     sbx_error *err = NULL;
-    int r2 = sbx_session_exec(s, &x.xo, &res, &err);
+    sbx_events *ev = NULL;
+    if (sbx_cli_events_make(x.events_path, x.events_stderr, &ev) < 0) {
+        sbx_session_free(s);
+        return SBX_EXIT_SBX_FAILED;
+    }
+    int r2 = 0;
+    if (ev && (r2 = sbx_session_set_events(s, ev, &err)) == 0 && x.traceparent)
+        r2 = sbx_session_set_traceparent(s, x.traceparent, &err);
+    else if (!ev && x.traceparent)
+        r2 = sbx_trace_set_current(x.traceparent, &err); /* validates it */
+    if (r2 == 0)
+        r2 = sbx_session_exec(s, &x.xo, &res, &err);
     if (r2 < 0) {
         sbx_cli_print_error(NULL, err);
         st = sbx_cli_exit_for_error(err);
@@ -572,6 +619,10 @@ int sbx_cmd_exec(int argc, char **argv)
     sbx_error_free(err);
     sbx_exec_result_free(res);
     sbx_session_free(s);
+    if (ev && sbx_events_failures(ev))
+        fprintf(stderr, "sbx: %llu event(s) could not be written\n",
+                (unsigned long long)sbx_events_failures(ev));
+    sbx_events_free(ev);
     return st;
 }
 

@@ -29,6 +29,8 @@ static void usage(FILE *f)
                "  extract SESSION PATH < ARCHIVE   unpack a tar or zip into the workspace\n"
                "  snapshot SESSION > WS.tar        write the workspace as a tar\n"
                "  restore SESSION < WS.tar         replace the workspace with a tar\n"
+               "  events tail FILE                 show a JSONL event log (--events)\n"
+               "  shell [SESSION] [-- CMD]         an interactive shell on a new terminal\n"
                "\n"
                "Sessions are kept in $SBX_STATE_DIR, else /run/sbx as root, else\n"
                "$XDG_RUNTIME_DIR/sbx.\n"
@@ -37,6 +39,8 @@ static void usage(FILE *f)
                "  -h, --help      show this help (sbx COMMAND --help for a command's options)\n"
                "  -V, --version   print the version\n");
 }
+
+/* cmd_events.c */
 
 static const struct {
     const char *name;
@@ -47,6 +51,8 @@ static const struct {
     {"start", sbx_cmd_start},     {"rm", sbx_cmd_rm},           {"gc", sbx_cmd_gc},
     {"ls", sbx_cmd_ls},           {"cp", sbx_cmd_cp},           {"extract", sbx_cmd_extract},
     {"snapshot", sbx_cmd_snapshot}, {"restore", sbx_cmd_restore},
+    {"events", sbx_cmd_events},
+    {"shell", sbx_cmd_shell},
 };
 
 int main(int argc, char **argv)

@@ -1,0 +1,476 @@
+/* cgroup.c — a session's cgroup: limits on memory, processes and CPU, on cgroup v2 or v1.
+ *
+ * Layout (detected at every start, from /proc/self/cgroup and the mounts):
+ *   - pure v2: the unified hierarchy at /sys/fs/cgroup holds every controller;
+ *   - hybrid: v1 hierarchies per controller under /sys/fs/cgroup/<controller>, and a unified
+ *     hierarchy at /sys/fs/cgroup/unified with few (often no) controllers;
+ *   - pure v1: v1 hierarchies only.
+ * A controller is taken from v2 when the unified hierarchy can give it to a child of sbx's
+ * own cgroup, else from its v1 hierarchy. Every session cgroup is "sbx-<session id>" below
+ * the cgroup sbx itself runs in, in each hierarchy used; when that is a hierarchy's root, below
+ * a "sbx" group there instead (made once, kept), so sessions never sit at the root itself. No
+ * process is moved out of its subtree. The agent starts inside the v2 cgroup directly
+ * (CLONE_INTO_CGROUP) and is put into the v1 ones before it is given anything to run, so
+ * every process of the sandbox is charged from its first command.
+ *
+ * A limit that cannot be enforced fails the start with an error naming the controller and
+ * the layout found, unless the caller asked for best effort.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "error_internal.h"
+
+#ifndef CGROUP2_SUPER_MAGIC
+#define CGROUP2_SUPER_MAGIC 0x63677270
+#endif
+
+enum { CG_MEMORY, CG_PIDS, CG_CPU, CG_N };
+static const char *const cg_name[CG_N] = {"memory", "pids", "cpu"};
+
+struct sbx_cgroup {
+    char *v2;           /* session cgroup in the unified hierarchy, or NULL */
+    int v2_fd;          /* O_PATH|O_DIRECTORY of v2, for CLONE_INTO_CGROUP */
+    char *v1[CG_N];     /* session cgroups in v1 hierarchies used, or NULL */
+    int from_v2[CG_N];  /* the controller is served by the unified hierarchy */
+};
+
+static int is_cgroup2(const char *path)
+{
+    struct statfs s;
+    return statfs(path, &s) == 0 && (unsigned long)s.f_type == (unsigned long)CGROUP2_SUPER_MAGIC;
+}
+
+/* sbx's own cgroup in the hierarchy named `ctrl` ("" for the unified one). */
+static int self_path(const char *ctrl, char *out, size_t cap)
+{
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    if (!f)
+        return -1;
+    char line[4096];
+    int found = -1;
+    while (found < 0 && fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = '\0';
+        char *a = strchr(line, ':'), *b = a ? strchr(a + 1, ':') : NULL;
+        if (!b)
+            continue;
+        *b = '\0';
+        int match = 0;
+        if (!*ctrl) {
+            match = a[1] == '\0';
+        } else {
+            /* "cpu,cpuacct" lists several controllers */
+            for (char *tok = a + 1; *tok;) {
+                size_t n = strcspn(tok, ",");
+                if (n == strlen(ctrl) && !strncmp(tok, ctrl, n))
+                    match = 1;
+                tok += n + (tok[n] == ',');
+            }
+        }
+        if (match && (size_t)snprintf(out, cap, "%s", strcmp(b + 1, "/") ? b + 1 : "") < cap)
+            found = 0;
+    }
+    fclose(f);
+    return found;
+}
+
+static int write_str(const char *dir, const char *file, const char *val)
+{
+    char path[4400];
+    snprintf(path, sizeof(path), "%s/%s", dir, file);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = write(fd, val, strlen(val));
+    int e = n < 0 ? errno : 0;
+    close(fd);
+    return n < 0 ? -e : 0;
+}
+
+static int read_str(const char *dir, const char *file, char *buf, size_t cap)
+{
+    char path[4400];
+    snprintf(path, sizeof(path), "%s/%s", dir, file);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, cap - 1);
+    close(fd);
+    if (n < 0)
+        return -1;
+    buf[n] = '\0';
+    return 0;
+}
+
+/* The unified hierarchy's mount point ("" when there is none). */
+static const char *v2_mount(void)
+{
+    if (is_cgroup2("/sys/fs/cgroup"))
+        return "/sys/fs/cgroup";
+    if (is_cgroup2("/sys/fs/cgroup/unified"))
+        return "/sys/fs/cgroup/unified";
+    return "";
+}
+
+const char *sbx__cg_layout(void)
+{
+    const char *m = v2_mount();
+    if (!strcmp(m, "/sys/fs/cgroup"))
+        return "cgroup v2";
+    return *m ? "hybrid (v1 controllers, v2 unified hierarchy)" : "cgroup v1";
+}
+
+/* True when the unified parent can (or already does) hand `ctrl` to its children. */
+static int v2_offers(const char *parent, int parent_is_root, const char *ctrl)
+{
+    char buf[512];
+    if (read_str(parent, "cgroup.subtree_control", buf, sizeof(buf)) == 0) {
+        for (char *t = strtok(buf, " \n"); t; t = strtok(NULL, " \n"))
+            if (!strcmp(t, ctrl))
+                return 1;
+    }
+    /* Not enabled yet: try where sbx's cgroup is delegated to it (it fails while the cgroup
+     * has processes of its own). Never at the hierarchy's root: that is the machine's. */
+    if (parent_is_root)
+        return 0;
+    char val[64];
+    snprintf(val, sizeof(val), "+%s", ctrl);
+    return write_str(parent, "cgroup.subtree_control", val) == 0;
+}
+
+/* The directory session cgroups go in: sbx's own cgroup, or "<root>/sbx" at a root. */
+static int session_parent(const char *hier, const char *self, char *out, size_t cap)
+{
+    if (*self)
+        return (size_t)snprintf(out, cap, "%s%s", hier, self) < cap ? 0 : -1;
+    if ((size_t)snprintf(out, cap, "%s/sbx", hier) >= cap)
+        return -1;
+    return mkdir(out, 0755) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+static int mkdir_cg(const char *path, sbx_error **err)
+{
+    if (mkdir(path, 0755) == 0)
+        return 0;
+    if (errno == ENOENT) {
+        /* The "sbx" group was just removed by a session going away: make it again. */
+        char parent[4600];
+        snprintf(parent, sizeof(parent), "%s", path);
+        char *slash = strrchr(parent, '/');
+        if (slash) {
+            *slash = '\0';
+            mkdir(parent, 0755);
+        }
+        if (mkdir(path, 0755) == 0)
+            return 0;
+    }
+    return sbx_err(err, errno == EACCES || errno == EPERM || errno == EROFS ? SBX_EPERM
+                                                                          : SBX_EBACKEND,
+                   errno, "start", "cannot create the session cgroup %s", path);
+}
+
+static int limit_err(sbx_error **err, const char *ctrl, int e, const char *what)
+{
+    int r = sbx_err(err, SBX_ENOSYS, e, "start",
+                    "the %s limit cannot be enforced: %s (layout: %s); ask for best effort to "
+                    "run without it",
+                    ctrl, what, sbx__cg_layout());
+    sbx_err_ctx(err, "controller", "%s", ctrl);
+    sbx_err_ctx(err, "layout", "%s", sbx__cg_layout());
+    return r;
+}
+
+void sbx__cg_free(struct sbx_cgroup *cg)
+{
+    if (!cg)
+        return;
+    if (cg->v2_fd >= 0)
+        close(cg->v2_fd);
+    free(cg->v2);
+    for (int i = 0; i < CG_N; i++)
+        free(cg->v1[i]);
+    free(cg);
+}
+
+static int wanted(const struct sbx_cg_limits *l, int c)
+{
+    return (c == CG_MEMORY && l->memory_bytes) || (c == CG_PIDS && l->pids_max) ||
+           (c == CG_CPU && l->cpus > 0);
+}
+
+static int apply(struct sbx_cgroup *cg, int c, const struct sbx_cg_limits *l, sbx_error **err)
+{
+    char v[64];
+    int e = 0;
+    const char *dir = cg->from_v2[c] ? cg->v2 : cg->v1[c];
+    if (c == CG_MEMORY) {
+        snprintf(v, sizeof(v), "%llu", (unsigned long long)l->memory_bytes);
+        if (cg->from_v2[c]) {
+            e = write_str(dir, "memory.max", v);
+            if (!e) /* no swap: the limit is the limit (where swap accounting exists) */
+                write_str(dir, "memory.swap.max", "0");
+        } else {
+            e = write_str(dir, "memory.limit_in_bytes", v);
+            if (!e)
+                write_str(dir, "memory.memsw.limit_in_bytes", v);
+        }
+    } else if (c == CG_PIDS) {
+        snprintf(v, sizeof(v), "%u", l->pids_max);
+        e = write_str(dir, "pids.max", v);
+    } else {
+        long period = 100000, quota = (long)(l->cpus * period);
+        if (quota < 1000)
+            quota = 1000;
+        if (cg->from_v2[c]) {
+            snprintf(v, sizeof(v), "%ld %ld", quota, period);
+            e = write_str(dir, "cpu.max", v);
+        } else {
+            snprintf(v, sizeof(v), "%ld", period);
+            e = write_str(dir, "cpu.cfs_period_us", v);
+            snprintf(v, sizeof(v), "%ld", quota);
+            if (!e)
+                e = write_str(dir, "cpu.cfs_quota_us", v);
+        }
+    }
+    return e ? limit_err(err, cg_name[c], -e, "writing the limit failed") : 0;
+}
+
+int sbx__cg_create(const char *id, const struct sbx_cg_limits *l, struct sbx_cgroup **out,
+                   sbx_error **err)
+{
+    *out = NULL;
+    int any = wanted(l, CG_MEMORY) || wanted(l, CG_PIDS) || wanted(l, CG_CPU);
+    if (!any)
+        return 0;
+    struct sbx_cgroup *cg = calloc(1, sizeof(*cg));
+    if (!cg)
+        return sbx_err(err, SBX_ENOMEM, ENOMEM, "start", "out of memory");
+    cg->v2_fd = -1;
+    char self[4096], parent[4400], path[4600];
+    const char *mnt = v2_mount();
+    int r = 0;
+    /* The unified hierarchy first. */
+    if (*mnt && self_path("", self, sizeof(self)) == 0) {
+        snprintf(parent, sizeof(parent), "%s%s", mnt, self);
+        int need_v2 = 0;
+        for (int c = 0; c < CG_N; c++)
+            if (wanted(l, c) && v2_offers(parent, !*self, cg_name[c]))
+                cg->from_v2[c] = need_v2 = 1;
+        char where[4400];
+        if (need_v2 && session_parent(mnt, self, where, sizeof(where)) < 0) {
+            r = sbx_err(err, SBX_EBACKEND, errno, "start", "cannot create %s/sbx", mnt);
+            goto fail;
+        }
+        if (need_v2 && !*self) {
+            /* The "sbx" group has no processes: it can pass the controllers down. */
+            for (int c = 0; c < CG_N; c++) {
+                char val[64];
+                snprintf(val, sizeof(val), "+%s", cg_name[c]);
+                if (cg->from_v2[c])
+                    write_str(where, "cgroup.subtree_control", val);
+            }
+        }
+        if (need_v2) {
+            snprintf(path, sizeof(path), "%s/sbx-%s", where, id);
+            if ((r = mkdir_cg(path, err)) < 0)
+                goto fail;
+            cg->v2 = strdup(path);
+            cg->v2_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+            if (!cg->v2 || cg->v2_fd < 0) {
+                r = sbx_err(err, SBX_EBACKEND, errno, "start", "opening %s", path);
+                goto fail;
+            }
+        }
+    }
+    /* Then v1 for what v2 cannot give. */
+    for (int c = 0; c < CG_N; c++) {
+        if (!wanted(l, c) || cg->from_v2[c])
+            continue;
+        char hier[64];
+        snprintf(hier, sizeof(hier), "/sys/fs/cgroup/%s", cg_name[c]);
+        if (self_path(cg_name[c], self, sizeof(self)) < 0 || access(hier, W_OK) != 0) {
+            if (l->best_effort)
+                continue;
+            r = limit_err(err, cg_name[c], ENOENT, "no cgroup hierarchy offers this controller");
+            goto fail;
+        }
+        char where[4400];
+        if (session_parent(hier, self, where, sizeof(where)) < 0)
+            snprintf(where, sizeof(where), "%s%s", hier, self); /* mkdir below reports it */
+        snprintf(path, sizeof(path), "%s/sbx-%s", where, id);
+        if ((r = mkdir_cg(path, err)) < 0) {
+            if (l->best_effort) {
+                sbx_error_free(err ? *err : NULL);
+                if (err)
+                    *err = NULL;
+                r = 0;
+                continue;
+            }
+            goto fail;
+        }
+        if (!(cg->v1[c] = strdup(path))) {
+            rmdir(path);
+            r = sbx_err(err, SBX_ENOMEM, ENOMEM, "start", "out of memory");
+            goto fail;
+        }
+    }
+    for (int c = 0; c < CG_N; c++) {
+        if (!wanted(l, c) || (!cg->from_v2[c] && !cg->v1[c]))
+            continue;
+        if ((r = apply(cg, c, l, err)) < 0) {
+            if (!l->best_effort)
+                goto fail;
+            sbx_error_free(err ? *err : NULL);
+            if (err)
+                *err = NULL;
+            r = 0;
+        }
+    }
+    *out = cg;
+    return 0;
+fail:
+    sbx__cg_remove(cg);
+    return r;
+}
+
+int sbx__cg_fd(const struct sbx_cgroup *cg)
+{
+    return cg ? cg->v2_fd : -1;
+}
+
+int sbx__cg_attach_v1(const struct sbx_cgroup *cg, pid_t pid, sbx_error **err)
+{
+    char v[32];
+    snprintf(v, sizeof(v), "%d", (int)pid);
+    for (int c = 0; cg && c < CG_N; c++) {
+        if (!cg->v1[c])
+            continue;
+        int e = write_str(cg->v1[c], "cgroup.procs", v);
+        if (e)
+            return sbx_err(err, SBX_EBACKEND, -e, "start",
+                           "cannot put the sandbox into its cgroup %s", cg->v1[c]);
+    }
+    return 0;
+}
+
+/* rmdir fails with EBUSY while the last processes are still exiting. Bounded: 2 s. The "sbx"
+ * group made at a hierarchy's root goes too once it is empty (it fails harmlessly while other
+ * sessions are in it). */
+static void rmdir_wait(const char *path)
+{
+    for (int i = 0; i < 200; i++) {
+        if (rmdir(path) == 0 || errno == ENOENT)
+            break;
+        if (errno != EBUSY)
+            return;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    char parent[4600];
+    snprintf(parent, sizeof(parent), "%s", path);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash - parent >= 4 && !strncmp(slash - 4, "/sbx", 4)) {
+        *slash = '\0';
+        rmdir(parent);
+    }
+}
+
+void sbx__cg_remove(struct sbx_cgroup *cg)
+{
+    if (!cg)
+        return;
+    /* Whatever is left is killed first (cgroup.kill, Linux 5.14+; the pid namespace is gone
+     * already when the agent was killed, so this is a second line). */
+    if (cg->v2)
+        write_str(cg->v2, "cgroup.kill", "1");
+    if (cg->v2)
+        rmdir_wait(cg->v2);
+    for (int c = 0; c < CG_N; c++)
+        if (cg->v1[c])
+            rmdir_wait(cg->v1[c]);
+    sbx__cg_free(cg);
+}
+
+int sbx__cg_stats(const struct sbx_cgroup *cg, struct sbx_cg_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    if (!cg)
+        return -1;
+    char buf[4096];
+    const char *mem = cg->from_v2[CG_MEMORY] ? cg->v2 : cg->v1[CG_MEMORY];
+    if (mem) {
+        if (cg->from_v2[CG_MEMORY]) {
+            if (read_str(mem, "memory.peak", buf, sizeof(buf)) == 0)
+                st->memory_peak = strtoull(buf, NULL, 10);
+            if (read_str(mem, "memory.events", buf, sizeof(buf)) == 0) {
+                char *p = strstr(buf, "oom_kill ");
+                st->oom_kills = p ? strtoull(p + 9, NULL, 10) : 0;
+            }
+        } else {
+            if (read_str(mem, "memory.max_usage_in_bytes", buf, sizeof(buf)) == 0)
+                st->memory_peak = strtoull(buf, NULL, 10);
+            if (read_str(mem, "memory.oom_control", buf, sizeof(buf)) == 0) {
+                char *p = strstr(buf, "oom_kill ");
+                st->oom_kills = p ? strtoull(p + 9, NULL, 10) : 0;
+            }
+        }
+    }
+    return 0;
+}
+
+struct sbx_cgroup *sbx__cg_of_pid(pid_t pid, const char *id)
+{
+    char path[64], line[4096], want[128];
+    snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+    snprintf(want, sizeof(want), "/sbx-%s", id);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    struct sbx_cgroup *cg = calloc(1, sizeof(*cg));
+    int any = 0;
+    while (cg && fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = '\0';
+        char *a = strchr(line, ':'), *b = a ? strchr(a + 1, ':') : NULL;
+        if (!b)
+            continue;
+        *b = '\0';
+        const char *rel = b + 1;
+        size_t rl = strlen(rel), wl = strlen(want);
+        if (rl < wl || strcmp(rel + rl - wl, want) != 0)
+            continue; /* only the session's own cgroups, never anything else it is in */
+        char dir[4600];
+        if (!a[1]) {
+            snprintf(dir, sizeof(dir), "%s%s", v2_mount(), rel);
+            if (!cg->v2 && (cg->v2 = strdup(dir)) != NULL)
+                any = 1;
+            continue;
+        }
+        for (int c = 0; c < CG_N; c++) {
+            for (char *tok = a + 1; *tok;) {
+                size_t n = strcspn(tok, ",");
+                if (n == strlen(cg_name[c]) && !strncmp(tok, cg_name[c], n) && !cg->v1[c]) {
+                    snprintf(dir, sizeof(dir), "/sys/fs/cgroup/%s%s", cg_name[c], rel);
+                    if ((cg->v1[c] = strdup(dir)) != NULL)
+                        any = 1;
+                }
+                tok += n + (tok[n] == ',');
+            }
+        }
+    }
+    fclose(f);
+    if (cg)
+        cg->v2_fd = -1;
+    if (!any) {
+        sbx__cg_free(cg);
+        return NULL;
+    }
+    return cg;
+}

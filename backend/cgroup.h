@@ -1,0 +1,44 @@
+/* cgroup.h — a session's cgroup (cgroup.c): limits, placement of the agent, stats, removal. */
+#ifndef SBX_BACKEND_CGROUP_H
+#define SBX_BACKEND_CGROUP_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <sbx/error.h>
+
+struct sbx_cg_limits {
+    uint64_t memory_bytes; /* 0: none */
+    unsigned pids_max;     /* 0: none */
+    double cpus;           /* CPUs' worth of time per period; 0: none */
+    int best_effort;       /* a limit that cannot be enforced is skipped, not an error */
+};
+
+struct sbx_cg_stats {
+    uint64_t memory_peak; /* bytes; 0 when unknown */
+    uint64_t oom_kills;
+};
+
+struct sbx_cgroup;
+
+/* Makes the session's cgroups ("sbx-<id>" below sbx's own) and writes the limits. *out stays
+ * NULL when no limit was asked for. Errors: SBX_ENOSYS naming the controller and the layout
+ * when a limit cannot be enforced (unless best effort), SBX_EPERM when sbx may not create
+ * cgroups there. */
+int sbx__cg_create(const char *id, const struct sbx_cg_limits *l, struct sbx_cgroup **out,
+                   sbx_error **err);
+/* The unified session cgroup's directory fd for CLONE_INTO_CGROUP, or -1. */
+int sbx__cg_fd(const struct sbx_cgroup *cg);
+/* Puts pid into the v1 session cgroups (before it runs anything). */
+int sbx__cg_attach_v1(const struct sbx_cgroup *cg, pid_t pid, sbx_error **err);
+int sbx__cg_stats(const struct sbx_cgroup *cg, struct sbx_cg_stats *st);
+/* The session cgroups (named sbx-<id>) a running sandbox's agent is in, for a process that
+ * attached to it and may end it; NULL when it is in none. */
+struct sbx_cgroup *sbx__cg_of_pid(pid_t pid, const char *id);
+/* Kills what is left, removes the cgroups, frees cg (NULL is fine). */
+void sbx__cg_remove(struct sbx_cgroup *cg);
+void sbx__cg_free(struct sbx_cgroup *cg);
+/* "cgroup v2", "hybrid (...)" or "cgroup v1". */
+const char *sbx__cg_layout(void);
+
+#endif

@@ -1,0 +1,196 @@
+/* cgroup limits: a memory hog and a fork bomb stay inside the limits of their sandbox, CPU time
+ * is capped, and the session's cgroups go away with it. Skipped, saying why, where this
+ * machine cannot enforce a limit. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+TestSuite(escape_cgroups, .init = sbx_test_init, .fini = sbx_test_fini, .timeout = 90);
+
+static sbx_session *start_limited(uint64_t mem, unsigned pids, double cpus)
+{
+    sbx_session_opts o = SBX_SESSION_OPTS_INIT;
+    o.memory_bytes = mem;
+    o.pids_max = pids;
+    o.cpus = cpus;
+    sbx_session *s = NULL;
+    sbx_error *err = NULL;
+    cr_assert_eq(sbx_session_new(&o, &s, &err), 0, "%s", sbx_error_message(err));
+    int r = sbx_session_start(s, &err);
+    if (r == SBX_ENOSYS || r == SBX_EPERM) {
+        char why[512];
+        snprintf(why, sizeof(why), "cgroup limit not enforceable here: %s",
+                 sbx_error_message(err));
+        sbx_error_free(err);
+        sbx_session_free(s);
+        cr_skip_test("%s", why);
+    }
+    cr_assert_eq(r, 0, "%s", sbx_error_message(err));
+    return s;
+}
+
+/* The agent's cgroup directory for `ctrl` ("" for the unified hierarchy), from /proc. */
+static int cgroup_dir(pid_t pid, const char *ctrl, char *out, size_t cap)
+{
+    char path[64], line[1024];
+    snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    int found = -1;
+    while (found < 0 && fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = '\0';
+        char *a = strchr(line, ':'), *b = a ? strchr(a + 1, ':') : NULL;
+        if (!b)
+            continue;
+        *b = '\0';
+        int v2 = !*ctrl && !a[1];
+        if ((v2 || (*ctrl && strstr(a + 1, ctrl))) && strstr(b + 1, "/sbx-")) {
+            struct stat st;
+            if (v2)
+                snprintf(out, cap, "%s%s",
+                         stat("/sys/fs/cgroup/unified", &st) == 0 ? "/sys/fs/cgroup/unified"
+                                                                  : "/sys/fs/cgroup",
+                         b + 1);
+            else
+                snprintf(out, cap, "/sys/fs/cgroup/%s%s", a + 1, b + 1);
+            found = 0;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+Test(escape_cgroups, a_memory_hog_is_killed_at_the_limit_and_the_session_survives)
+{
+    sbx_session *s = start_limited(64u << 20, 0, 0);
+    sbx_exec_result *r = NULL;
+    sbx_error *err = NULL;
+    /* 256 MiB, touched page by page. */
+    cr_assert_eq(sbx_test_sh_as(s, NULL, "exec python3 -c 'b = bytearray(256 << 20)'", &r, &err), 0,
+                 "%s", sbx_error_message(err));
+    cr_expect_eq(r->exit_code, -9, "the hog must be OOM-killed (exit %d, stderr %s)",
+                 r->exit_code, r->err);
+    sbx_exec_result_free(r);
+    r = sbx_test_sh(s, "echo still here");
+    cr_expect_str_eq((const char *)r->out, "still here\n");
+    sbx_exec_result_free(r);
+    sbx_session_free(s);
+}
+
+Test(escape_cgroups, a_fork_bomb_stops_at_the_process_limit)
+{
+    sbx_session *s = start_limited(0, 40, 0);
+    /* Try for 100 background processes (in a subshell: dash gives up at the first fork that
+     * fails), then count what exists in the sandbox. */
+    sbx_exec_result *r = sbx_test_sh(
+        s, "(i=0; while [ $i -lt 100 ]; do sleep 30 & i=$((i+1)); done) 2>/dev/null; "
+           "set -- /proc/[0-9]*; echo $#"); /* builtins only: no fork is left at the limit */
+    int n = atoi((const char *)r->out);
+    cr_expect_leq(n, 40, "processes in the sandbox: %d", n);
+    cr_expect_geq(n, 20, "the bomb should have got close to the limit: %d", n);
+    sbx_exec_result_free(r);
+    sbx_session_free(s);
+}
+
+Test(escape_cgroups, cgroups_exist_during_the_session_and_go_with_it)
+{
+    sbx_session *s = start_limited(256u << 20, 128, 1);
+    pid_t agent = sbx_session_agent_pid(s);
+    char mem[1024] = "", pids[1024] = "";
+    int have_mem = cgroup_dir(agent, "memory", mem, sizeof(mem)) == 0 ||
+                   cgroup_dir(agent, "", mem, sizeof(mem)) == 0;
+    int have_pids = cgroup_dir(agent, "pids", pids, sizeof(pids)) == 0 ||
+                    cgroup_dir(agent, "", pids, sizeof(pids)) == 0;
+    cr_assert(have_mem && have_pids, "the agent is not in an sbx- cgroup");
+    cr_expect_neq(strstr(mem, sbx_session_id(s)), NULL, "%s", mem);
+    struct stat st;
+    cr_expect_eq(stat(mem, &st), 0, "%s", mem);
+    sbx_session_free(s);
+    cr_expect_neq(stat(mem, &st), 0, "%s was not removed", mem);
+    cr_expect_neq(stat(pids, &st), 0, "%s was not removed", pids);
+}
+
+Test(escape_cgroups, cpu_time_is_capped)
+{
+    sbx_session *s = start_limited(0, 0, 0.25);
+    /* Two busy loops for one second of wall time: without the cap they would use up to two
+     * seconds of CPU; with it, about a quarter. */
+    sbx_exec_result *r = sbx_test_sh(
+        s, "for i in 1 2; do timeout 1 sh -c 'while :; do :; done' & done; wait; "
+           "cat /proc/self/stat >/dev/null; times | tail -1");
+    /* `times` line 2: children's user and system time, e.g. "0m0.240s 0m0.010s". */
+    double um = 0, us = 0, sm = 0, ss = 0;
+    cr_assert_eq(sscanf((const char *)r->out, "%lfm%lfs %lfm%lfs", &um, &us, &sm, &ss), 4, "%s",
+                 r->out);
+    double cpu = um * 60 + us + sm * 60 + ss;
+    cr_expect_lt(cpu, 0.6, "CPU time %.2fs with a quarter of a CPU for 1 s", cpu);
+    sbx_exec_result_free(r);
+    sbx_session_free(s);
+}
+
+Test(escape_cgroups, bad_limits_are_refused)
+{
+    sbx_session_opts o = SBX_SESSION_OPTS_INIT;
+    sbx_session *s = NULL;
+    sbx_error *err = NULL;
+    o.cpus = -1;
+    cr_expect_eq(sbx_session_new(&o, &s, &err), SBX_EINVAL);
+    sbx_error_free(err);
+    err = NULL;
+    o.cpus = 0;
+    o.memory_bytes = 1024;
+    cr_expect_eq(sbx_session_new(&o, &s, &err), SBX_EINVAL);
+    sbx_error_free(err);
+    cr_expect_null(s);
+}
+
+Test(escape_cgroups, a_detached_sessions_cgroups_go_with_whoever_ends_it)
+{
+    char dir[] = "/tmp/sbx-test-cgctl-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char ctl[64];
+    snprintf(ctl, sizeof(ctl), "%s/ctl.sock", dir);
+    sbx_session_opts o = SBX_SESSION_OPTS_INIT;
+    o.flags = SBX_SESSION_DETACHED;
+    o.control_socket = ctl;
+    o.pids_max = 64;
+    o.flags |= SBX_SESSION_EPHEMERAL_WORKSPACE;
+    sbx_session *s = NULL;
+    sbx_error *err = NULL;
+    cr_assert_eq(sbx_session_new(&o, &s, &err), 0);
+    int r = sbx_session_start(s, &err);
+    if (r == SBX_ENOSYS || r == SBX_EPERM) {
+        sbx_error_free(err);
+        sbx_session_free(s);
+        rmdir(dir);
+        cr_skip_test("pids limit not enforceable here");
+    }
+    cr_assert_eq(r, 0, "%s", sbx_error_message(err));
+    pid_t agent = sbx_session_agent_pid(s);
+    char pids[1024];
+    cr_assert_eq(cgroup_dir(agent, "pids", pids, sizeof(pids)) == 0 ||
+                     cgroup_dir(agent, "", pids, sizeof(pids)) == 0,
+                 1);
+    char *state = NULL;
+    cr_assert_eq(sbx_session_state_json(s, &state, NULL), 0);
+    cr_assert_eq(sbx_session_disown(s, &err), 0);
+    struct stat st;
+    cr_expect_eq(stat(pids, &st), 0, "the cgroup outlives the creator's handle");
+    sbx_session_opts ao = SBX_SESSION_OPTS_INIT;
+    ao.state_json = state;
+    sbx_session *a = NULL;
+    cr_assert_eq(sbx_session_new(&ao, &a, NULL), 0);
+    cr_assert_eq(sbx_session_attach(a, ctl, agent, &err), 0, "%s", sbx_error_message(err));
+    cr_assert_eq(sbx_session_shutdown(a, NULL), 0);
+    sbx_session_free(a);
+    cr_expect_neq(stat(pids, &st), 0, "%s was not removed by the attached shutdown", pids);
+    free(state);
+    unlink(ctl);
+    rmdir(dir);
+}
