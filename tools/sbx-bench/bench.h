@@ -65,6 +65,7 @@ extern const struct bench_case bench_case_ws_hydrate;
 extern const struct bench_case bench_case_thru_seq;
 extern const struct bench_case bench_case_thru_par;
 extern const struct bench_case bench_case_pty_line;
+extern const struct bench_case bench_case_events_exec;
 
 /* cases_throughput.c: commands per run of a throughput case (0 for the others). */
 int bench_ops_per_run(const struct bench_case *c);

@@ -23,6 +23,7 @@ static const struct bench_case *const cases[] = {
     &bench_case_thru_seq,
     &bench_case_thru_par,
     &bench_case_pty_line,
+    &bench_case_events_exec,
 };
 #define N_CASES (sizeof(cases) / sizeof(cases[0]))
 
