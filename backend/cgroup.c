@@ -405,6 +405,18 @@ int sbx__cg_stats(const struct sbx_cgroup *cg, struct sbx_cg_stats *st)
     if (!cg)
         return -1;
     char buf[4096];
+    const char *cpu = cg->from_v2[CG_CPU] ? cg->v2 : cg->v1[CG_CPU];
+    if (cpu && cg->from_v2[CG_CPU]) {
+        if (read_str(cpu, "cpu.stat", buf, sizeof(buf)) == 0) {
+            char *p = strstr(buf, "usage_usec ");
+            st->cpu_ns = p ? strtoull(p + 11, NULL, 10) * 1000 : 0;
+        }
+    } else if (cpu && read_str(cpu, "cpuacct.usage", buf, sizeof(buf)) == 0) {
+        st->cpu_ns = strtoull(buf, NULL, 10); /* v1: cpu is co-mounted with cpuacct */
+    } else if (cg->v2 && read_str(cg->v2, "cpu.stat", buf, sizeof(buf)) == 0) {
+        char *p = strstr(buf, "usage_usec "); /* v2 reports CPU time without the controller */
+        st->cpu_ns = p ? strtoull(p + 11, NULL, 10) * 1000 : 0;
+    }
     const char *mem = cg->from_v2[CG_MEMORY] ? cg->v2 : cg->v1[CG_MEMORY];
     if (mem) {
         if (cg->from_v2[CG_MEMORY]) {

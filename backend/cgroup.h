@@ -17,6 +17,7 @@ struct sbx_cg_limits {
 struct sbx_cg_stats {
     uint64_t memory_peak; /* bytes; 0 when unknown */
     uint64_t oom_kills;
+    uint64_t cpu_ns;      /* CPU time of the whole sandbox; 0 when unknown */
 };
 
 struct sbx_cgroup;

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "cgroup.h"
 #include "exec_io.h"
 #include "ns.h"
 #include "wire_msgs.h"
@@ -240,6 +241,9 @@ int sbx__ns_exec(struct sbx_sandbox *sb, const struct sbx_backend_exec *x,
                  struct sbx_backend_exec_out *out, sbx_error **err)
 {
     uint64_t t0 = sbx__now_ns();
+    struct sbx_cg_stats before = {0}, after = {0};
+    if (sb->cg)
+        sbx__cg_stats(sb->cg, &before);
     int p[6];
     int chan = sbx__ns_open_channel(sb);
     if (chan < 0)
@@ -282,6 +286,12 @@ int sbx__ns_exec(struct sbx_sandbox *sb, const struct sbx_backend_exec *x,
     free(st.spawn_stage);
     if (r == 0)
         r = finish(&l, &st, out, t0, err);
+    if (r == 0 && sb->cg && sbx__cg_stats(sb->cg, &after) == 0) {
+        /* Sandbox-wide counters: an OOM kill by a concurrent exec is attributed here too. */
+        out->oom_killed = after.oom_kills > before.oom_kills;
+        out->memory_peak = after.memory_peak;
+        out->cpu_ms = (double)after.cpu_ns / 1e6;
+    }
     free(l.out[0].buf);
     free(l.out[1].buf);
     return r;

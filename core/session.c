@@ -663,6 +663,9 @@ int sbx__session_exec_raw(sbx_session *s, const sbx_exec_opts *o, sbx_exec_resul
     res->err_len = bo.err_len;
     res->err_dropped = bo.err_dropped;
     res->duration_ms = bo.duration_ms;
+    res->oom_killed = bo.oom_killed;
+    res->memory_peak = bo.memory_peak;
+    res->cpu_ms = bo.cpu_ms;
     *out = sbx_steal_ptr(&res);
 out:
     free(res);

@@ -96,6 +96,11 @@ struct sbx_backend_exec_out {
     size_t out_len, err_len;
     uint64_t out_dropped, err_dropped;
     double duration_ms;
+    /* From the session's cgroups, when it has any (else 0): an OOM kill in the sandbox while
+     * the command ran, the sandbox's peak memory so far, and its CPU time so far. */
+    int oom_killed;
+    uint64_t memory_peak;
+    double cpu_ms;
 };
 
 /* File operations (ns_files.c). Paths are relative to `root` (the workspace mount point

@@ -61,6 +61,10 @@ typedef struct sbx_exec_result {
     size_t err_len;
     uint64_t err_dropped;
     double duration_ms;       /* from spawn request to exit, monotonic */
+    int oom_killed;           /* the kernel OOM-killed a process of the sandbox while this
+                                 command ran (needs a memory limit: memory_bytes) */
+    uint64_t memory_peak;     /* the sandbox's peak memory so far, bytes (0: no memory cgroup) */
+    double cpu_ms;            /* the sandbox's CPU time so far (0: no cpu accounting) */
 } sbx_exec_result;
 
 /* Runs a command and waits for it.

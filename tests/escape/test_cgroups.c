@@ -76,9 +76,15 @@ Test(escape_cgroups, a_memory_hog_is_killed_at_the_limit_and_the_session_survive
                  "%s", sbx_error_message(err));
     cr_expect_eq(r->exit_code, -9, "the hog must be OOM-killed (exit %d, stderr %s)",
                  r->exit_code, r->err);
+    cr_expect(r->oom_killed, "the result must say the OOM killer acted");
+    cr_expect_gt(r->memory_peak, 32u << 20, "peak memory %llu",
+                 (unsigned long long)r->memory_peak);
+    cr_expect_leq(r->memory_peak, 64u << 20, "peak memory %llu above the limit",
+                  (unsigned long long)r->memory_peak);
     sbx_exec_result_free(r);
     r = sbx_test_sh(s, "echo still here");
     cr_expect_str_eq((const char *)r->out, "still here\n");
+    cr_expect(!r->oom_killed, "no OOM kill in a command that needed little");
     sbx_exec_result_free(r);
     sbx_session_free(s);
 }

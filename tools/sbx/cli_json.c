@@ -65,6 +65,12 @@ int sbx_cli_print_json(const sbx_exec_result *r, int timed_out, double duration_
         json_object_object_add(o, "stdout_dropped_bytes", json_object_new_int64((int64_t)r->out_dropped));
         json_object_object_add(o, "stderr_dropped_bytes", json_object_new_int64((int64_t)r->err_dropped));
     }
+    if (r && (r->memory_peak || r->oom_killed)) {
+        json_object_object_add(o, "oom_killed", json_object_new_boolean(r->oom_killed));
+        json_object_object_add(o, "memory_peak_bytes", json_object_new_int64((int64_t)r->memory_peak));
+    }
+    if (r && r->cpu_ms > 0)
+        json_object_object_add(o, "cpu_ms", json_object_new_double(r->cpu_ms));
     if (e && !timed_out) {
         json_object *je = json_object_new_object();
         json_object_object_add(je, "code", json_object_new_string(sbx_code_name(sbx_error_code(e))));
