@@ -50,6 +50,16 @@ extern uint32_t sbx_agent_nproc;
 /* Root callers: the agent has its own id and stays dumpable (see agent_main.c). */
 extern int sbx_agent_dumpable;
 
+/* Restricts the calling process with Landlock (landlock.c): read and execute anywhere, write
+ * only beneath /tmp, /dev/shm, /dev/pts, /dev/{null,zero,tty} and the read-write mounts.
+ * Needs no_new_privs. Returns 0 (also when the kernel has no Landlock), or -1 with errno.
+ * sbx_agent_landlock_abi records what was found: the ABI, 0 for none, -1 not probed yet. */
+int sbx_agent_landlock(void);
+/* Builds the ruleset once, after the root is assembled, so each command only restricts
+ * itself with it. 0 (also without Landlock) or -1. */
+int sbx_agent_landlock_prepare(void);
+extern int sbx_agent_landlock_abi;
+
 /* Serves one operation channel in a forked worker (exec_worker.c); never returns. */
 __attribute__((noreturn)) void sbx_agent_serve_op(int chan);
 

@@ -116,6 +116,13 @@ static int setup(int sock)
         r = sbx_agent_net_join(&net, &fail);
     else
         sbx_agent_net_end(&net);
+    /* The Landlock ruleset for commands, from the finished mount table: built once here. */
+    if (r == 0 && sbx_agent_landlock_prepare() < 0) {
+        fail.stage = "landlock";
+        fail.errnum = errno;
+        snprintf(fail.detail, sizeof(fail.detail), "building the Landlock ruleset");
+        r = -1;
+    }
     for (size_t i = 0; i < n_fds; i++) {
         if (i == c.listen_fd_index && r == 0) {
             listen_fd = fds[i]; /* kept: other processes attach through it */

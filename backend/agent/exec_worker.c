@@ -7,9 +7,9 @@
  *
  * The command's child side follows the hazard order of bubblewrap and crun: new session,
  * stdio, groups/gid/uid, capability drop (bounding set first: it needs CAP_SETPCAP),
- * no_new_privs, cwd, every other fd marked close-on-exec, the seccomp filter last, execve. A failure before execve is
- * written as {errno, stage} to a close-on-exec pipe, so the worker can tell "could not
- * start" from "started and exited 127".
+ * no_new_privs, cwd, every other fd marked close-on-exec, Landlock, the seccomp filter last,
+ * execve. A failure before execve is written as {errno, stage} to a close-on-exec pipe, so
+ * the worker can tell "could not start" from "started and exited 127".
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -173,6 +173,9 @@ __attribute__((noreturn)) static void run_child(struct spawn_ctx *ctx)
     /* Every fd but 0-2 goes at execve. */
     if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) < 0)
         child_fail(ctx, "close_range");
+    /* Landlock before the filter, which need not allow its calls. */
+    if (sbx_agent_landlock() < 0)
+        child_fail(ctx, "landlock");
     /* Last, right before execve: nothing after this may need a call the filter refuses. */
     if (sbx_agent_filter_len) {
         if (sbx_agent_filter_len % 8 || sbx_agent_filter_len / 8 > 4096) {

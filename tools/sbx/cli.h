@@ -29,6 +29,7 @@ int sbx_cmd_gc(int argc, char **argv);
  * Returns the exit status to exit with. */
 int sbx_cmd_shell(int argc, char **argv);
 int sbx_cmd_events(int argc, char **argv);
+int sbx_cmd_doctor(int argc, char **argv); /* cmd_doctor.c: checks the host */
 
 /* cmd_events.c: the instrumentation behind --events FILE / --events-stderr (NULL when neither
  * is given); prints the error and returns -1 when the file cannot be opened. */

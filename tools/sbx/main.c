@@ -31,6 +31,7 @@ static void usage(FILE *f)
                "  restore SESSION < WS.tar         replace the workspace with a tar\n"
                "  events tail FILE                 show a JSONL event log (--events)\n"
                "  shell [SESSION] [-- CMD]         an interactive shell on a new terminal\n"
+               "  doctor [--json]                  check this host and say what to change\n"
                "\n"
                "Sessions are kept in $SBX_STATE_DIR, else /run/sbx as root, else\n"
                "$XDG_RUNTIME_DIR/sbx.\n"
@@ -53,6 +54,7 @@ static const struct {
     {"snapshot", sbx_cmd_snapshot}, {"restore", sbx_cmd_restore},
     {"events", sbx_cmd_events},
     {"shell", sbx_cmd_shell},
+    {"doctor", sbx_cmd_doctor},
 };
 
 int main(int argc, char **argv)
