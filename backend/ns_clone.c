@@ -340,6 +340,8 @@ int sbx__ns_start_begin(const struct sbx_backend_config *c, struct sbx_sandbox *
     sbx_autofree char *agent = NULL;
     int r = sbx__agent_path(c->agent_path, &agent, err);
     cfg.nproc = c->nproc;
+    cfg.nofile = c->nofile;
+    cfg.fsize = c->fsize;
     cfg.tmpfs_bytes = c->tmpfs_bytes;
     cfg.filter = (unsigned char *)c->seccomp_bpf;
     cfg.filter_len = (uint32_t)c->seccomp_bpf_len;

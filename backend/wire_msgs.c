@@ -34,6 +34,8 @@ int sbx__wire_config_encode(const struct sbx_wire_config *c, struct sbx_wbuf *b)
     sbx__wbuf_strv(b, (const char *const *)c->accounts);
     sbx__wbuf_strv(b, (const char *const *)c->groups);
     sbx__wbuf_u32(b, c->listen_fd_index);
+    sbx__wbuf_u32(b, c->nofile);
+    sbx__wbuf_u64(b, c->fsize);
     return b->failed ? -ENOMEM : 0;
 }
 
@@ -69,6 +71,8 @@ int sbx__wire_config_decode(const unsigned char *p, size_t len, struct sbx_wire_
     c->accounts = sbx__rbuf_strv(&r, 4096);
     c->groups = sbx__rbuf_strv(&r, 4096);
     c->listen_fd_index = sbx__rbuf_u32(&r);
+    c->nofile = sbx__rbuf_u32(&r);
+    c->fsize = sbx__rbuf_u64(&r);
     if (r.bad || r.off != r.len || c->n_mounts == 0) {
         sbx__wire_config_clear(c);
         return -EBADMSG;

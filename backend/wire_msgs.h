@@ -53,6 +53,8 @@ struct sbx_wire_config {
     char **groups;         /* extra groups "name:gid:member,member" */
     uint32_t listen_fd_index; /* fds[i]: a listening socket for more control connections
                                  (sessions other processes attach to); UINT32_MAX: none */
+    uint32_t nofile;       /* RLIMIT_NOFILE for commands; 0: the agent's own */
+    uint64_t fsize;        /* RLIMIT_FSIZE for commands, bytes; 0: unlimited */
 };
 
 enum sbx_wire_exec_flags {

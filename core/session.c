@@ -49,6 +49,8 @@ struct sbx_session {
     char **env;
     uint32_t uid_base;
     unsigned nproc;
+    unsigned nofile;
+    uint64_t fsize;
     uint64_t tmpfs_bytes;
     uint64_t memory_bytes;
     unsigned pids_max;
@@ -143,6 +145,9 @@ static int validate(const sbx_session_opts *o, sbx_error **err)
         return sbx_err(err, SBX_EINVAL, 0, "create", "workspace path is empty");
     if (!env_ok(o->env))
         return sbx_err(err, SBX_EINVAL, 0, "create", "environment entries must be K=V");
+    if (o->nofile && (o->nofile < 16 || o->nofile > 1048576))
+        return sbx_err(err, SBX_EINVAL, 0, "create",
+                       "nofile %u is out of range (16 to 1048576 open files)", o->nofile);
     if (o->cpus < 0 || o->cpus > 4096)
         return sbx_err(err, SBX_EINVAL, 0, "create", "cpus must be between 0 and 4096, not %g",
                        o->cpus);
@@ -215,6 +220,8 @@ int sbx_session_new(const sbx_session_opts *o, sbx_session **out, sbx_error **er
     s->ops = &sbx__ns_backend_ops;
     s->uid_base = o->uid_base ? o->uid_base : SBX_DEFAULT_UID_BASE;
     s->nproc = o->nproc ? o->nproc : SBX_DEFAULT_NPROC;
+    s->nofile = o->nofile ? o->nofile : SBX_DEFAULT_NOFILE;
+    s->fsize = o->fsize_bytes;
     s->tmpfs_bytes = o->tmpfs_bytes;
     s->memory_bytes = o->memory_bytes;
     s->pids_max = o->pids_max;
@@ -288,6 +295,8 @@ static int start_sandbox(sbx_session *s, int begin_only, sbx_error **err)
         return sbx_err(err, SBX_ENOMEM, 0, "start", "out of memory");
     struct sbx_backend_config c = {
         .nproc = s->nproc,
+        .nofile = s->nofile,
+        .fsize = s->fsize,
         .tmpfs_bytes = s->tmpfs_bytes,
         .seccomp_bpf = bpf,
         .seccomp_bpf_len = bpf_len,

@@ -47,6 +47,9 @@ extern uint32_t sbx_agent_filter_len;
 extern int sbx_agent_cap_last;
 /* RLIMIT_NPROC for commands (from CONFIG). */
 extern uint32_t sbx_agent_nproc;
+/* RLIMIT_NOFILE (0: inherited) and RLIMIT_FSIZE (0: unlimited) for commands. */
+extern uint32_t sbx_agent_nofile;
+extern uint64_t sbx_agent_fsize;
 /* Root callers: the agent has its own id and stays dumpable (see agent_main.c). */
 extern int sbx_agent_dumpable;
 

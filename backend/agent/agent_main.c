@@ -32,6 +32,8 @@ uint32_t sbx_agent_filter_len;
 int sbx_agent_dumpable;
 int sbx_agent_cap_last;
 uint32_t sbx_agent_nproc;
+uint32_t sbx_agent_nofile;
+uint64_t sbx_agent_fsize;
 
 static void reap_all(void)
 {
@@ -135,6 +137,8 @@ static int setup(int sock)
         close(fds[i]);
     }
     sbx_agent_nproc = c.nproc;
+    sbx_agent_nofile = c.nofile;
+    sbx_agent_fsize = c.fsize;
     sbx_agent_filter = c.filter; /* kept for the life of the agent */
     sbx_agent_filter_len = c.filter_len;
     c.filter = NULL;

@@ -154,8 +154,12 @@ __attribute__((noreturn)) static void run_child(struct spawn_ctx *ctx)
      * fork. A second line behind a pids cgroup. */
     struct rlimit no_core = {0, 0};
     struct rlimit nproc = {sbx_agent_nproc, sbx_agent_nproc};
+    struct rlimit nofile = {sbx_agent_nofile, sbx_agent_nofile};
+    struct rlimit fsize = {sbx_agent_fsize, sbx_agent_fsize};
     if (setrlimit(RLIMIT_CORE, &no_core) < 0 ||
-        (sbx_agent_nproc && setrlimit(RLIMIT_NPROC, &nproc) < 0))
+        (sbx_agent_nproc && setrlimit(RLIMIT_NPROC, &nproc) < 0) ||
+        (sbx_agent_nofile && setrlimit(RLIMIT_NOFILE, &nofile) < 0) ||
+        (sbx_agent_fsize && setrlimit(RLIMIT_FSIZE, &fsize) < 0))
         child_fail(ctx, "rlimit");
     if (setresgid(x->gid, x->gid, x->gid) < 0)
         child_fail(ctx, "setgid");

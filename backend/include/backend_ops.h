@@ -57,6 +57,8 @@ struct sbx_backend_config {
     const char *agent_path; /* NULL = locate */
     const char *id;         /* session id, for names and messages */
     unsigned nproc;                     /* RLIMIT_NPROC of commands */
+    unsigned nofile;                    /* RLIMIT_NOFILE of commands; 0: inherited */
+    uint64_t fsize;                     /* RLIMIT_FSIZE of commands; 0: unlimited */
     uint64_t tmpfs_bytes;               /* size of /tmp, /dev/shm, ephemeral workspace */
     const unsigned char *seccomp_bpf;   /* compiled filter applied to every command */
     size_t seccomp_bpf_len;             /* 0: none */

@@ -103,6 +103,10 @@ typedef struct sbx_session_opts {
                                   swap excluded; a process past it is OOM-killed */
     unsigned pids_max;         /* processes and threads, all commands together */
     double cpus;               /* CPU time, in CPUs (1.5 = one and a half) */
+    unsigned nofile;           /* RLIMIT_NOFILE of commands (open files each); default
+                                  SBX_DEFAULT_NOFILE */
+    uint64_t fsize_bytes;      /* RLIMIT_FSIZE of commands: the largest file a command may
+                                  write (SIGXFSZ / EFBIG past it); 0: unlimited */
 } sbx_session_opts;
 
 #define SBX_SESSION_OPTS_INIT {.size = sizeof(sbx_session_opts)}
@@ -110,6 +114,7 @@ typedef struct sbx_session_opts {
                                               for containers, unused by host accounts */
 #define SBX_SANDBOX_UID       1000u
 #define SBX_DEFAULT_NPROC     4096u
+#define SBX_DEFAULT_NOFILE    4096u
 #define SBX_SANDBOX_USER      "sandbox"
 
 /* Records the configuration and validates it (EINVAL with a message naming the bad field).

@@ -101,3 +101,25 @@ Test(escape_agent, memory_backed_filesystems_are_size_limited)
     sbx_exec_result_free(r);
     sbx_session_free(s);
 }
+
+Test(escape_agent, open_files_and_file_size_are_limited)
+{
+    sbx_session_opts o = SBX_SESSION_OPTS_INIT;
+    o.nofile = 64;
+    o.fsize_bytes = 1u << 20;
+    sbx_session *s = sbx_test_start(&o);
+    sbx_exec_result *r = sbx_test_sh(s, "ulimit -n; ulimit -f");
+    cr_expect_str_eq((const char *)r->out, "64\n2048\n", "1 MiB is 2048 blocks of 512 bytes");
+    sbx_exec_result_free(r);
+    /* Writing past the limit: the writer gets SIGXFSZ and the file stops at 1 MiB. */
+    r = sbx_test_sh(s, "head -c 4M /dev/zero > big; echo $?; stat -c %s big");
+    cr_expect_str_eq((const char *)r->out, "153\n1048576\n", "%s", r->out);
+    sbx_exec_result_free(r);
+    /* Opening more files than allowed fails. */
+    r = sbx_test_sh(s, "python3 -c 'import os\nfs=[]\ntry:\n  for i in range(200): "
+                       "fs.append(os.open(\"/dev/null\", 0))\nexcept OSError as e: "
+                       "print(e.errno)'");
+    cr_expect_str_eq((const char *)r->out, "24\n", "EMFILE expected: %s %s", r->out, r->err);
+    sbx_exec_result_free(r);
+    sbx_session_free(s);
+}

@@ -44,6 +44,8 @@ static void usage(FILE *f)
             "      --cpus N           CPU time, in CPUs, e.g. 1.5 (cgroup)\n"
             "      --limits-best-effort  skip a limit this machine cannot enforce instead of\n"
             "                         failing\n"
+            "      --nofile N         open files per command (default 4096)\n"
+            "      --fsize SIZE       largest file a command may write, e.g. 1G\n"
             "      --json             print one JSON object {exit_code, timed_out, duration_ms,\n"
             "                         stdout, stderr} instead of passing output through\n"
             "      --events FILE      append an audit event per operation to FILE (JSONL; see\n"
@@ -86,7 +88,7 @@ static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
 {
     enum { O_KEEP = 256, O_ROOT, O_HOSTNAME, O_BIND, O_RO_BIND, O_JSON, O_SECCOMP, O_PTRACE,
            O_NPROC, O_TMPFS, O_EVENTS, O_EVENTS_STDERR, O_TRACEPARENT, O_MEMORY, O_PIDS, O_CPUS,
-           O_BEST_EFFORT };
+           O_BEST_EFFORT, O_NOFILE, O_FSIZE };
     static const struct option longs[] = {
         {"workspace", required_argument, NULL, 'w'}, {"keep", no_argument, NULL, O_KEEP},
         {"root", required_argument, NULL, O_ROOT},   {"timeout", required_argument, NULL, 't'},
@@ -105,6 +107,8 @@ static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
         {"pids", required_argument, NULL, O_PIDS},
         {"cpus", required_argument, NULL, O_CPUS},
         {"limits-best-effort", no_argument, NULL, O_BEST_EFFORT},
+        {"nofile", required_argument, NULL, O_NOFILE},
+        {"fsize", required_argument, NULL, O_FSIZE},
         {NULL, 0, NULL, 0}};
     char msg[512];
     int c;
@@ -200,6 +204,18 @@ static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
         }
         case O_BEST_EFFORT:
             ro->so.flags |= SBX_SESSION_CGROUP_BEST_EFFORT;
+            break;
+        case O_NOFILE: {
+            char *end = NULL;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (!*optarg || *end || v < 16 || v > 1048576)
+                return fail("--nofile '%s' is not a number of open files (16 to 1048576)", optarg);
+            ro->so.nofile = (unsigned)v;
+            break;
+        }
+        case O_FSIZE:
+            if (sbx_cli_parse_size(optarg, &ro->so.fsize_bytes) < 0 || !ro->so.fsize_bytes)
+                return fail("--fsize '%s' is not a size (like 64M, 1G)", optarg);
             break;
         case O_EVENTS:
             ro->events_path = optarg;
