@@ -531,3 +531,28 @@ Test(tools_cli_session, rm_force_ends_a_running_command)
     unlink(path);
     cr_expect_eq(ps_count(), 0);
 }
+
+/* Limits given at create hold for every exec, survive stop/start, and their cgroups go at rm. */
+Test(tools_cli_session, limits_given_at_create)
+{
+    char id[64];
+    create(id, "--pids", "30", "--nofile", "77", "--memory", "64M", NULL);
+    cr_expect_eq(SBX("exec", id, "--", "sh", "-c", "ulimit -n"), 0, "%s", out);
+    cr_expect_str_eq(out, "77\n");
+    cr_expect_eq(SBX("exec", id, "--", "sh", "-c", "exec python3 -c 'b = bytearray(256 << 20)'"),
+                 137, "the hog is OOM-killed: %s", out);
+    char cg[128];
+    snprintf(cg, sizeof(cg), "/proc/%d/cgroup", (int)agent_of(id));
+    char *text = read_host(cg);
+    cr_assert_not_null(text);
+    cr_expect_neq(strstr(text, id), NULL, "the agent is in its session cgroup: %s", text);
+    cr_expect_eq(SBX("stop", id), 0, "%s", out);
+    cr_expect_eq(SBX("start", id), 0, "%s", out);
+    cr_expect_eq(SBX("exec", id, "--", "sh", "-c", "ulimit -n"), 0, "%s", out);
+    cr_expect_str_eq(out, "77\n", "limits come back with start");
+    pid_t agent = agent_of(id);
+    cr_expect_eq(SBX("rm", "-f", id), 0, "%s", out);
+    cr_expect(wait_gone(agent));
+    cr_expect_eq(sh("find /sys/fs/cgroup -maxdepth 6 -name 'sbx-%s' | wc -l", id), 0);
+    cr_expect_str_eq(out, "0\n", "the session's cgroups are gone");
+}

@@ -42,6 +42,11 @@ static const char create_usage[] =
     "  -e, --env K=V          set an environment variable for every command (repeatable)\n"
     "      --nproc N          at most N processes of the sandbox user (default 4096)\n"
     "      --tmpfs-size SIZE  size of /tmp and /dev/shm, e.g. 512M\n"
+    "      --memory SIZE      memory of the whole sandbox (cgroup), e.g. 512M\n"
+    "      --pids N           processes and threads of the whole sandbox (cgroup)\n"
+    "      --cpus N           CPU time, in CPUs, e.g. 1.5 (cgroup)\n"
+    "      --nofile N         open files per command (default 4096)\n"
+    "      --fsize SIZE       largest file a command may write\n"
     "      --seccomp FILE     seccomp policy for every command (default: the built-in one)\n"
     "      --allow-ptrace     let commands trace each other (debuggers)\n"
     "  -h, --help             show this help\n";
@@ -160,7 +165,7 @@ static char *absolute(const char *p, int must_exist)
 }
 
 enum { O_NAME = 256, O_ROOT, O_SNAP, O_MANIFEST, O_HOSTNAME, O_BIND, O_RO_BIND, O_SECCOMP,
-       O_PTRACE, O_NPROC, O_TMPFS };
+       O_PTRACE, O_NPROC, O_TMPFS, O_MEMORY, O_PIDS, O_CPUS, O_NOFILE, O_FSIZE };
 
 static int create_option(struct create_args *a, int c, const char *arg)
 {
@@ -237,6 +242,38 @@ static int create_option(struct create_args *a, int c, const char *arg)
         json_object_object_add(a->opts, "tmpfs_bytes", json_object_new_int64((int64_t)v));
         return 0;
     }
+    case O_MEMORY:
+    case O_FSIZE: {
+        uint64_t v = 0;
+        if (sbx_cli_parse_size(arg, &v) < 0 || !v || v > INT64_MAX)
+            return sbx_cli_usage_error("create", "--%s '%s' is not a size (like 512M, 2G)",
+                                       c == O_MEMORY ? "memory" : "fsize", arg);
+        json_object_object_add(a->opts, c == O_MEMORY ? "memory_bytes" : "fsize_bytes",
+                               json_object_new_int64((int64_t)v));
+        return 0;
+    }
+    case O_PIDS:
+    case O_NOFILE: {
+        char *end = NULL;
+        unsigned long v = strtoul(arg, &end, 10);
+        unsigned long lo = c == O_PIDS ? 1 : 16, hi = c == O_PIDS ? 4194304 : 1048576;
+        if (!*arg || *end || v < lo || v > hi)
+            return sbx_cli_usage_error("create", "--%s '%s' is not a number from %lu to %lu",
+                                       c == O_PIDS ? "pids" : "nofile", arg, lo, hi);
+        json_object_object_add(a->opts, c == O_PIDS ? "pids_max" : "nofile",
+                               json_object_new_int64((int64_t)v));
+        return 0;
+    }
+    case O_CPUS: {
+        char *end = NULL;
+        double v = strtod(arg, &end);
+        if (!*arg || *end || !(v > 0) || v > 4096)
+            return sbx_cli_usage_error("create", "--cpus '%s' is not a number of CPUs (like "
+                                                 "0.5, 2)",
+                                       arg);
+        json_object_object_add(a->opts, "cpus", json_object_new_double(v));
+        return 0;
+    }
     case O_SECCOMP: {
         char *text = sbx_cli_read_file(arg, msg, sizeof(msg));
         if (!text)
@@ -268,6 +305,11 @@ static int create_parse(int argc, char **argv, struct create_args *a)
         {"env", required_argument, NULL, 'e'},
         {"nproc", required_argument, NULL, O_NPROC},
         {"tmpfs-size", required_argument, NULL, O_TMPFS},
+        {"memory", required_argument, NULL, O_MEMORY},
+        {"pids", required_argument, NULL, O_PIDS},
+        {"cpus", required_argument, NULL, O_CPUS},
+        {"nofile", required_argument, NULL, O_NOFILE},
+        {"fsize", required_argument, NULL, O_FSIZE},
         {"seccomp", required_argument, NULL, O_SECCOMP},
         {"allow-ptrace", no_argument, NULL, O_PTRACE},
         {"help", no_argument, NULL, 'h'},

@@ -674,6 +674,12 @@ int sbx_store_opts_from_rec(const struct sbx_store_rec *r, struct sbx_store_opts
     o->so.seccomp_policy = jstr(opts, "seccomp_policy");
     o->so.nproc = (unsigned)jint(opts, "nproc");
     o->so.tmpfs_bytes = (uint64_t)jint(opts, "tmpfs_bytes");
+    o->so.memory_bytes = (uint64_t)jint(opts, "memory_bytes");
+    o->so.pids_max = (unsigned)jint(opts, "pids_max");
+    o->so.nofile = (unsigned)jint(opts, "nofile");
+    o->so.fsize_bytes = (uint64_t)jint(opts, "fsize_bytes");
+    if (json_object_object_get_ex(opts, "cpus", &v))
+        o->so.cpus = json_object_get_double(v);
     if (json_object_object_get_ex(opts, "allow_ptrace", &v) && json_object_get_boolean(v))
         o->so.flags |= SBX_SESSION_ALLOW_PTRACE;
     json_object *binds = NULL, *env = NULL;
