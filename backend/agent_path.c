@@ -5,11 +5,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "ns.h"
 
+/* access(X_OK) alone also passes a directory, which execveat would then refuse. */
 static int usable(const char *p)
 {
+    struct stat st;
+    if (stat(p, &st) < 0)
+        return 0;
+    if (!S_ISREG(st.st_mode)) {
+        errno = EACCES;
+        return 0;
+    }
     return access(p, X_OK) == 0;
 }
 

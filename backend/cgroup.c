@@ -49,8 +49,7 @@ static int is_cgroup2(const char *path)
     return statfs(path, &s) == 0 && (unsigned long)s.f_type == (unsigned long)CGROUP2_SUPER_MAGIC;
 }
 
-/* sbx's own cgroup in the hierarchy named `ctrl` ("" for the unified one). */
-static int self_path(const char *ctrl, char *out, size_t cap)
+int sbx__cg_self_path(const char *ctrl, char *out, size_t cap)
 {
     FILE *f = fopen("/proc/self/cgroup", "r");
     if (!f)
@@ -110,8 +109,7 @@ static int read_str(const char *dir, const char *file, char *buf, size_t cap)
     return 0;
 }
 
-/* The unified hierarchy's mount point ("" when there is none). */
-static const char *v2_mount(void)
+const char *sbx__cg_v2_mount(void)
 {
     if (is_cgroup2("/sys/fs/cgroup"))
         return "/sys/fs/cgroup";
@@ -122,7 +120,7 @@ static const char *v2_mount(void)
 
 const char *sbx__cg_layout(void)
 {
-    const char *m = v2_mount();
+    const char *m = sbx__cg_v2_mount();
     if (!strcmp(m, "/sys/fs/cgroup"))
         return "cgroup v2";
     return *m ? "hybrid (v1 controllers, v2 unified hierarchy)" : "cgroup v1";
@@ -255,10 +253,10 @@ int sbx__cg_create(const char *id, const struct sbx_cg_limits *l, struct sbx_cgr
         return sbx_err(err, SBX_ENOMEM, ENOMEM, "start", "out of memory");
     cg->v2_fd = -1;
     char self[4096], parent[4400], path[4600];
-    const char *mnt = v2_mount();
+    const char *mnt = sbx__cg_v2_mount();
     int r = 0;
     /* The unified hierarchy first. */
-    if (*mnt && self_path("", self, sizeof(self)) == 0) {
+    if (*mnt && sbx__cg_self_path("", self, sizeof(self)) == 0) {
         snprintf(parent, sizeof(parent), "%s%s", mnt, self);
         int need_v2 = 0;
         for (int c = 0; c < CG_N; c++)
@@ -296,7 +294,7 @@ int sbx__cg_create(const char *id, const struct sbx_cg_limits *l, struct sbx_cgr
             continue;
         char hier[64];
         snprintf(hier, sizeof(hier), "/sys/fs/cgroup/%s", cg_name[c]);
-        if (self_path(cg_name[c], self, sizeof(self)) < 0 || access(hier, W_OK) != 0) {
+        if (sbx__cg_self_path(cg_name[c], self, sizeof(self)) < 0 || access(hier, W_OK) != 0) {
             if (l->best_effort)
                 continue;
             r = limit_err(err, cg_name[c], ENOENT, "no cgroup hierarchy offers this controller");
@@ -460,7 +458,7 @@ struct sbx_cgroup *sbx__cg_of_pid(pid_t pid, const char *id)
             continue; /* only the session's own cgroups, never anything else it is in */
         char dir[4600];
         if (!a[1]) {
-            snprintf(dir, sizeof(dir), "%s%s", v2_mount(), rel);
+            snprintf(dir, sizeof(dir), "%s%s", sbx__cg_v2_mount(), rel);
             if (!cg->v2 && (cg->v2 = strdup(dir)) != NULL)
                 any = 1;
             continue;

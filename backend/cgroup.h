@@ -2,6 +2,7 @@
 #ifndef SBX_BACKEND_CGROUP_H
 #define SBX_BACKEND_CGROUP_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -39,6 +40,11 @@ struct sbx_cgroup *sbx__cg_of_pid(pid_t pid, const char *id);
 /* Kills what is left, removes the cgroups, frees cg (NULL is fine). */
 void sbx__cg_remove(struct sbx_cgroup *cg);
 void sbx__cg_free(struct sbx_cgroup *cg);
+/* sbx's own cgroup in the hierarchy of controller `ctrl` ("" for the unified one), "" at a
+ * hierarchy's root. 0, or -1 when sbx is in none. */
+int sbx__cg_self_path(const char *ctrl, char *out, size_t cap);
+/* The unified hierarchy's mount point ("" when there is none). */
+const char *sbx__cg_v2_mount(void);
 /* "cgroup v2", "hybrid (...)" or "cgroup v1". */
 const char *sbx__cg_layout(void);
 

@@ -29,16 +29,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "cli.h"
+#include "ns.h"
 
 /* The installed agent's path comes from CMake (the same definition the library gets). */
 #ifndef SBX_AGENT_INSTALL_PATH
 #error "SBX_AGENT_INSTALL_PATH must be defined by the build"
 #endif
 
-#ifndef CGROUP2_SUPER_MAGIC
-#define CGROUP2_SUPER_MAGIC 0x63677270
-#endif
 #ifndef CGROUP_SUPER_MAGIC
 #define CGROUP_SUPER_MAGIC 0x27e0eb
 #endif
@@ -245,64 +244,27 @@ static void check_userns(void)
         add("userns", ST_OK, "user.max_user_namespaces unreadable%s; %s", extra, who);
 }
 
-/* ---- sbx-agent: the library's search order (backend/agent_path.c) ---------------------- */
-
-static int usable(const char *p)
-{
-    return access(p, X_OK) == 0;
-}
+/* ---- sbx-agent: found the way the library finds it (backend/agent_path.c) --------------- */
 
 static void check_agent(void)
 {
-    char path[PATH_MAX] = "";
-    const char *from = NULL;
-    const char *env = getenv("SBX_AGENT_PATH");
-    if (env && *env) {
-        /* Set means used, found or not: the library does not search further. */
-        if (!usable(env)) {
-            struct check *c = add("agent", ST_FAIL,
-                                  "$SBX_AGENT_PATH is '%s', which is not an executable file (%s)",
-                                  env, strerror(errno));
-            set_fix(c, "point SBX_AGENT_PATH at the sbx-agent binary, or unset it");
-            return;
-        }
-        snprintf(path, sizeof(path), "%s", env);
-        from = "$SBX_AGENT_PATH";
-    } else {
-        char self[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-        if (n > 0) {
-            self[n] = '\0';
-            char *slash = strrchr(self, '/');
-            if (slash && (size_t)(slash - self) + sizeof("/sbx-agent") < sizeof(self)) {
-                strcpy(slash, "/sbx-agent");
-                if (usable(self)) {
-                    snprintf(path, sizeof(path), "%s", self);
-                    from = "next to the sbx binary";
-                }
-            }
-        }
-        if (!from && usable(SBX_AGENT_INSTALL_PATH)) {
-            snprintf(path, sizeof(path), "%s", SBX_AGENT_INSTALL_PATH);
-            from = "the installed path";
-        }
-        if (!from) {
-            struct check *c = add("agent", ST_FAIL,
-                                  "sbx-agent is not next to the sbx binary nor at %s",
-                                  SBX_AGENT_INSTALL_PATH);
-            set_fix(c, "install sbx-agent (make install puts it at " SBX_AGENT_INSTALL_PATH
-                       "), or set SBX_AGENT_PATH to it");
-            return;
-        }
-    }
-    /* access(X_OK) also passes a directory, which the library would then fail to execute. */
-    struct stat st;
-    if (stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
-        struct check *c = add("agent", ST_FAIL, "%s (%s) is not a regular file", path, from);
-        set_fix(c, "point SBX_AGENT_PATH at the sbx-agent binary");
+    char *path = NULL;
+    sbx_error *err = NULL;
+    if (sbx__agent_path(NULL, &path, &err) < 0) {
+        const char *env = getenv("SBX_AGENT_PATH");
+        struct check *c = add("agent", ST_FAIL, "%s", sbx_error_message(err));
+        set_fix(c, env && *env ? "point SBX_AGENT_PATH at the sbx-agent binary, or unset it"
+                               : "install sbx-agent (make install puts it at "
+                                 SBX_AGENT_INSTALL_PATH "), or set SBX_AGENT_PATH to it");
+        sbx_error_free(err);
         return;
     }
+    const char *env = getenv("SBX_AGENT_PATH");
+    const char *from = env && *env                             ? "$SBX_AGENT_PATH"
+                       : !strcmp(path, SBX_AGENT_INSTALL_PATH) ? "the installed path"
+                                                               : "next to the sbx binary";
     add("agent", ST_OK, "%s (%s), executable", path, from);
+    free(path);
 }
 
 /* ---- the probe: a real session --------------------------------------------------------- */
@@ -343,49 +305,6 @@ static long fs_type(const char *path)
     return statfs(path, &s) == 0 ? (long)s.f_type : 0;
 }
 
-/* The unified hierarchy's mount point ("" when there is none). */
-static const char *v2_mount(void)
-{
-    if (fs_type("/sys/fs/cgroup") == (long)CGROUP2_SUPER_MAGIC)
-        return "/sys/fs/cgroup";
-    if (fs_type("/sys/fs/cgroup/unified") == (long)CGROUP2_SUPER_MAGIC)
-        return "/sys/fs/cgroup/unified";
-    return "";
-}
-
-/* sbx's own cgroup in the hierarchy of `ctrl` ("" for the unified one): "" at its root. */
-static int self_cgroup(const char *ctrl, char *out, size_t cap)
-{
-    FILE *f = fopen("/proc/self/cgroup", "re");
-    if (!f)
-        return -1;
-    char line[4096];
-    int found = -1;
-    while (found < 0 && fgets(line, sizeof(line), f)) {
-        line[strcspn(line, "\n")] = '\0';
-        char *a = strchr(line, ':'), *b = a ? strchr(a + 1, ':') : NULL;
-        if (!b)
-            continue;
-        *b = '\0';
-        int match = 0;
-        if (!*ctrl) {
-            match = a[1] == '\0';
-        } else {
-            /* "cpu,cpuacct" lists several controllers */
-            for (char *tok = a + 1; *tok;) {
-                size_t n = strcspn(tok, ",");
-                if (n == strlen(ctrl) && !strncmp(tok, ctrl, n))
-                    match = 1;
-                tok += n + (tok[n] == ',');
-            }
-        }
-        if (match && (size_t)snprintf(out, cap, "%s", strcmp(b + 1, "/") ? b + 1 : "") < cap)
-            found = 0;
-    }
-    fclose(f);
-    return found;
-}
-
 static void check_cgroup_layout(const char *mnt)
 {
     int v1 = 0;
@@ -418,7 +337,7 @@ static void check_controller(const char *name, const char *ctrl, const char *mnt
 {
     char self[1024], parent[1100], buf[512], why_v2[2400] = "";
     snprintf(parent, sizeof(parent), "%s", mnt);
-    if (*mnt && self_cgroup("", self, sizeof(self)) == 0) {
+    if (*mnt && sbx__cg_self_path("", self, sizeof(self)) == 0) {
         snprintf(parent, sizeof(parent), "%s%s", mnt, self);
         char f[1200];
         snprintf(f, sizeof(f), "%s/cgroup.subtree_control", parent);
@@ -438,7 +357,8 @@ static void check_controller(const char *name, const char *ctrl, const char *mnt
     }
     char hier[64], dir[1200];
     snprintf(hier, sizeof(hier), "/sys/fs/cgroup/%s", ctrl);
-    if (fs_type(hier) == (long)CGROUP_SUPER_MAGIC && self_cgroup(ctrl, self, sizeof(self)) == 0) {
+    if (fs_type(hier) == (long)CGROUP_SUPER_MAGIC &&
+        sbx__cg_self_path(ctrl, self, sizeof(self)) == 0) {
         snprintf(dir, sizeof(dir), "%s%s", hier, self);
         if (access(dir, W_OK) == 0) {
             add(name, ST_OK, "%s: cgroup v1, %s (writable)", ctrl, dir);
@@ -642,7 +562,7 @@ int sbx_cmd_doctor(int argc, char **argv)
     check_userns();
     check_agent();
     check_probe();
-    const char *mnt = v2_mount();
+    const char *mnt = sbx__cg_v2_mount();
     check_cgroup_layout(mnt);
     check_controller("cgroup.memory", "memory", mnt);
     check_controller("cgroup.pids", "pids", mnt);
