@@ -417,3 +417,38 @@ Test(session_archive, compression_bomb_is_refused_by_the_extracted_size_limit)
     close(fd);
     cr_expect(!exists("zeros.bin"));
 }
+
+/* persist reads with CAP_DAC_READ_SEARCH inside the sandbox: it must store symlinks as
+ * symlinks and never read through them, or a planted link would copy what the sandbox user
+ * cannot read (PID 1's environment, say) into the caller's archive. */
+Test(session_archive, persist_never_follows_planted_symlinks)
+{
+    sbx_exec_result *r = sbx_test_sh(sbx_test_S, "ln -s /proc/1/environ env && ln -s / root && "
+                                                 "ln -s /etc etcdir && cat env 2>/dev/null; "
+                                                 "echo rc=$?");
+    cr_expect_str_eq((const char *)r->out, "rc=1\n", "the sandbox user cannot read it itself");
+    sbx_exec_result_free(r);
+    int snap = memfd_create("snap", MFD_CLOEXEC);
+    sbx_error *err = NULL;
+    cr_assert_eq(sbx_session_persist_workspace(sbx_test_S, snap, &err), 0, "%s",
+                 sbx_error_message(err));
+    lseek(snap, 0, SEEK_SET);
+    struct archive *a = archive_read_new();
+    archive_read_support_format_all(a);
+    cr_assert_eq(archive_read_open_fd(a, snap, 65536), ARCHIVE_OK);
+    struct archive_entry *e;
+    int links = 0;
+    while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
+        const char *name = archive_entry_pathname(e);
+        if (!strcmp(name, "./env") || !strcmp(name, "./root") || !strcmp(name, "./etcdir")) {
+            cr_expect_eq(archive_entry_filetype(e), AE_IFLNK, "%s must stay a symlink", name);
+            cr_expect_eq(archive_entry_size(e), 0, "%s must carry no content", name);
+            links++;
+        }
+        cr_expect(strncmp(name, "./root/", 7) != 0 && strncmp(name, "./etcdir/", 9) != 0,
+                  "the walk went through a symlink: %s", name);
+    }
+    archive_read_free(a);
+    close(snap);
+    cr_expect_eq(links, 3);
+}
