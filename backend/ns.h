@@ -49,6 +49,12 @@ void sbx__ns_sock_timeouts(int fd);
 /* Opens a new operation channel to the agent; returns the host end or -errno. */
 int sbx__ns_open_channel(struct sbx_sandbox *sb);
 
+/* ns_connect.c: a connected, non-blocking TCP socket to `port` on the sandbox's loopback in
+ * *fd, or *fd = -1 and the connect's errno in *errnum (ECONNREFUSED: nothing listens). An
+ * error when the sandbox could not be asked. */
+int sbx__ns_connect(struct sbx_sandbox *sb, unsigned port, int *fd, int *errnum,
+                    sbx_error **err);
+
 /* ns_pty.c: the interactive-process ops of the ops table. */
 int sbx__ns_pty_start(struct sbx_sandbox *sb, const struct sbx_backend_pty_req *q,
                       struct sbx_backend_pty **out, sbx_error **err);

@@ -89,6 +89,7 @@ const struct sbx_backend_ops sbx__ns_backend_ops = {
     .pty_resize = sbx__ns_pty_resize,
     .pty_free = sbx__ns_pty_free,
     .pty_kill = sbx__ns_pty_kill,
+    .connect = sbx__ns_connect,
 };
 
 void sbx__ns_sock_timeouts(int fd)

@@ -6,7 +6,8 @@
  * string vector = u32 count + strings), decoded with bounds checks: a short or malformed
  * payload is rejected, never read past.
  *
- * Channels: the main socket (made at clone) carries CONFIG, READY/SETUP_ERROR and OP_OPEN.
+ * Channels: the main socket (made at clone) carries CONFIG, READY/SETUP_ERROR, OP_OPEN and
+ * CONNECT.
  * Each operation gets its own socketpair: the host sends one end in OP_OPEN, and the agent
  * serves it in a forked worker, so concurrent operations need no demultiplexing. Closing an
  * operation channel cancels the operation.
@@ -22,6 +23,9 @@ enum sbx_wire_type {
     SBX_MSG_READY = 2,       /* agent -> host, main: root assembled, serving */
     SBX_MSG_SETUP_ERROR = 3, /* agent -> host, main: {u32 errno, str stage, str detail} */
     SBX_MSG_OP_OPEN = 4,     /* host -> agent, main: fds: [channel] */
+    SBX_MSG_CONNECT = 5,     /* host -> agent, main: {u32 port}; fds: [reply socket]. The
+                                agent connects to the port on the sandbox's loopback itself,
+                                without a worker, and answers CONNECTED on the reply socket */
     SBX_MSG_EXEC = 10,       /* host -> agent, op: see exec layout; fds: [stdin?,out,err] */
     SBX_MSG_EXEC_STARTED = 11, /* agent -> host, op: {u32 pid (inside)} */
     SBX_MSG_EXEC_DONE = 12,  /* agent -> host, op: {u32 kind, i32 code, u32 killed} */
@@ -37,6 +41,8 @@ enum sbx_wire_type {
     SBX_MSG_FILE_ENTRIES = 22, /* agent -> host, op: ls: {u32 n, n x entry} (wire_msgs.h) */
     SBX_MSG_FILE_DONE = 23,  /* agent -> host, op: {i32 errno, u32 step, str detail,
                                 u64 bytes}: the operation's outcome, always last */
+    SBX_MSG_CONNECTED = 30,  /* agent -> host, reply: {i32 errno}; fds: [socket] when errno
+                                is 0 (connected) or EINPROGRESS (the host finishes it) */
 };
 
 #define SBX_WIRE_MAX_PAYLOAD (16u << 20)

@@ -123,6 +123,16 @@ void sbx__split_utf8(const char *s, size_t len, size_t head_budget, size_t tail_
 int sbx__truncate_budget(const char *text, size_t len, uint64_t budget, char **out,
                          size_t *out_len, int64_t *original_tokens);
 
+/* ports.c: the session's exposed-port forwarder (port_forward.c), made by the first resolve;
+ * stop frees it (before the sandbox is destroyed or detached). */
+struct sbx_pfwd;
+struct sbx_session_ports {
+    pthread_mutex_t lock;
+    struct sbx_pfwd *fwd;
+};
+struct sbx_session_ports *sbx__session_ports(sbx_session *s);
+void sbx__ports_stop(sbx_session *s);
+
 /* The instrumented operations' implementations; their public names (instrumented.c) wrap them
  * in events. Everything else in core calls the public names, so that what the spec routes
  * through the wrapper (extract's writes, close's stop and shutdown) emits events. */
@@ -138,6 +148,8 @@ int sbx__session_write_raw(sbx_session *s, const char *path, const char *user, i
                            uint64_t *bytes, sbx_error **err);
 int sbx__session_persist_raw(sbx_session *s, int out_fd, sbx_error **err);
 int sbx__session_hydrate_raw(sbx_session *s, int in_fd, sbx_error **err);
+int sbx__session_resolve_port_raw(sbx_session *s, unsigned port, sbx_endpoint *out,
+                                  sbx_error **err);
 /* instrumented.c: the session's events binding (session.c holds the pointer). */
 struct sbx__ev_bind;
 struct sbx__ev_bind **sbx__session_ev(sbx_session *s);

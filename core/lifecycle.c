@@ -5,6 +5,7 @@
  * has ever failed in this session, then shutdown() unless stop() failed.
  */
 #include <errno.h>
+#include <json-c/json.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <openssl/evp.h>
@@ -204,6 +205,18 @@ static int new_state(sbx_session *s, const sbx_session_opts *o, struct sbx_state
     if (o->workspace && !(st->workspace = strdup(o->workspace)))
         return oom(err);
     st->workspace_owned = !o->workspace;
+    if (o->n_exposed_ports > 0) {
+        /* Through the state's own normalisation, so both paths give the same rules. */
+        if (!o->exposed_ports)
+            return sbx_err(err, SBX_EINVAL, 0, "create", "n_exposed_ports without exposed_ports");
+        json_object *a = json_object_new_array();
+        for (size_t i = 0; a && i < o->n_exposed_ports; i++)
+            json_object_array_add(a, json_object_new_int64(o->exposed_ports[i]));
+        r = a ? sbx__ports_from_jobj(a, &st->ports, &st->n_ports, err) : oom(err);
+        json_object_put(a);
+        if (r < 0)
+            return r;
+    }
     return 0;
 }
 

@@ -75,6 +75,7 @@ struct sbx_session {
                                        remove (when owned) */
     struct sbx_pty_reg *pty;        /* interactive processes (pty.c) */
     struct sbx__ev_bind *ev;        /* events binding (instrumented.c); NULL: none */
+    struct sbx_session_ports ports; /* exposed-port forwarder (ports.c) */
 };
 
 static void assert_state(const sbx_session *s)
@@ -216,6 +217,7 @@ int sbx_session_new(const sbx_session_opts *o, sbx_session **out, sbx_error **er
     pthread_mutex_init(&s->files.lock, NULL);
     pthread_mutex_init(&s->life.lock, NULL);
     pthread_mutex_init(&s->life.close_lock, NULL);
+    pthread_mutex_init(&s->ports.lock, NULL);
     pthread_cond_init(&s->idle, NULL);
     s->ops = &sbx__ns_backend_ops;
     s->uid_base = o->uid_base ? o->uid_base : SBX_DEFAULT_UID_BASE;
@@ -370,6 +372,7 @@ int sbx__session_shutdown_raw(sbx_session *s, sbx_error **err)
     while (s->inflight > 0)
         pthread_cond_wait(&s->idle, &s->lock);
     pthread_mutex_unlock(&s->lock);
+    sbx__ports_stop(s); /* the listeners close with the sandbox */
     return s->ops->destroy(sb, err);
 }
 
@@ -444,6 +447,7 @@ void sbx_session_free(sbx_session *s)
      * alive could move directories under the removal and steer it out of the tree. */
     if (s->attached) {
         /* Someone else's sandbox: leave it running, and its workspace in place. */
+        sbx__ports_stop(s);
         if (s->state == ST_RUNNING)
             s->ops->detach(s->sb);
         s->sb = NULL;
@@ -477,6 +481,7 @@ void sbx_session_free(sbx_session *s)
     sbx__life_clear(&s->life);
     pthread_mutex_destroy(&s->life.lock);
     pthread_mutex_destroy(&s->life.close_lock);
+    pthread_mutex_destroy(&s->ports.lock);
     sbx__session_ev_free(s); /* after shutdown(): its events are delivered */
     free(s);
 }
@@ -813,6 +818,11 @@ int sbx__session_exec_prep(sbx_session *s, const sbx_exec_opts *o, char ***argv,
     return 0;
 }
 
+struct sbx_session_ports *sbx__session_ports(sbx_session *s)
+{
+    return &s->ports;
+}
+
 struct sbx_pty_reg *sbx__session_pty(sbx_session *s)
 {
     return s->pty;
@@ -940,6 +950,7 @@ int sbx_session_disown(sbx_session *s, sbx_error **err)
     if (!running)
         return sbx_err(err, SBX_ESTATE, 0, "disown", "session is not running, or calls are "
                                                      "in flight");
+    sbx__ports_stop(s);
     s->ops->detach(sb);
     sbx_session_free(s);
     return 0;

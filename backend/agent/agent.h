@@ -63,6 +63,10 @@ int sbx_agent_landlock(void);
 int sbx_agent_landlock_prepare(void);
 extern int sbx_agent_landlock_abi;
 
+/* Connects to `port` on the sandbox's loopback and answers CONNECTED on `reply` with the
+ * socket (port_connect.c). Never blocks. */
+void sbx_agent_port_connect(int reply, uint32_t port);
+
 /* Serves one operation channel in a forked worker (exec_worker.c); never returns. */
 __attribute__((noreturn)) void sbx_agent_serve_op(int chan);
 

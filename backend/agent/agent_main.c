@@ -168,9 +168,17 @@ static int serve_main(int sock, int sfd)
     int fds[1];
     size_t n_fds = 0;
     int r = sbx__wire_recv(sock, &h, &p, fds, 1, &n_fds);
-    free(p);
     if (r < 0)
         return -1;
+    if (h.type == SBX_MSG_CONNECT && n_fds == 1) {
+        struct sbx_rbuf rb = {.data = p, .len = h.len};
+        uint32_t port = sbx__rbuf_u32(&rb);
+        sbx_agent_port_connect(fds[0], rb.bad ? 0 : port);
+        close(fds[0]);
+        free(p);
+        return 0;
+    }
+    free(p);
     if (h.type != SBX_MSG_OP_OPEN || n_fds != 1) {
         for (size_t i = 0; i < n_fds; i++)
             close(fds[i]);

@@ -277,6 +277,13 @@ struct sbx_backend_ops {
     /* Starts killing the command's tree and returns; calls in flight end soon after (the
      * exit arrives). Any thread. */
     void (*pty_kill)(struct sbx_backend_pty *p);
+
+    /* A TCP connection to `port` on the sandbox's loopback (127.0.0.1, then ::1), for
+     * exposed ports: a connected non-blocking socket in *fd (the caller's), or *fd = -1 and
+     * the connect's errno in *errnum (ECONNREFUSED: nothing listens). Returns an error only
+     * when the sandbox could not be asked. Any thread. */
+    int (*connect)(struct sbx_sandbox *sb, unsigned port, int *fd, int *errnum,
+                   sbx_error **err);
 };
 
 /* Compiles a policy to a BPF program for this machine's architecture (foreign ABIs are

@@ -7,6 +7,7 @@
 #include "events.h"
 #include "exec.h"
 #include "files.h"
+#include "net.h"
 #include "pty.h"
 #include "seccomp.h"
 #include "session.h"

@@ -107,6 +107,11 @@ typedef struct sbx_session_opts {
                                   SBX_DEFAULT_NOFILE */
     uint64_t fsize_bytes;      /* RLIMIT_FSIZE of commands: the largest file a command may
                                   write (SIGXFSZ / EFBIG past it); 0: unlimited */
+    const int *exposed_ports;  /* TCP ports inside that the host may reach through
+                                  sbx_session_resolve_exposed_port() (sbx/net.h), each in
+                                  1..65535, duplicates dropped; n_exposed_ports of them.
+                                  A resumed state_json brings its own */
+    size_t n_exposed_ports;
 } sbx_session_opts;
 
 #define SBX_SESSION_OPTS_INIT {.size = sizeof(sbx_session_opts)}

@@ -7,7 +7,7 @@
  *   abi_probe x32 DIR      `syscall` with __X32_SYSCALL_BIT (0x40000000) in the number
  *
  * A filter written for x86_64 numbers says nothing about the other two: i386's 39 is mkdir
- * where x86_64's is getpid. Built static and non-PIE (tests/escape/abi_probe.cmake) so the
+ * where x86_64's is getpid. Built static and non-PIE (tests/static_program.cmake) so the
  * path handed to int $0x80, which sees only the low 32 bits of each register, lies below
  * 4 GiB. Exit status: 0 after printing, 2 on bad usage, 77 on other architectures. */
 #include <stdint.h>

@@ -1,0 +1,386 @@
+/* port_forward.c — exposed ports on the host: listeners and the relay thread.
+ *
+ * One thread per forwarder waits in epoll on the listeners and on both sockets of every
+ * relayed connection. An accepted client is paired with a socket the sandbox's agent
+ * connected inside (ops->connect: one round trip, no process started); then each direction
+ * moves through its own pipe with splice(), socket -> pipe -> socket, so the bytes never
+ * enter user space. A direction reads only once its pipe is empty, which gives
+ * back-pressure: a slow reader on one side slows the writer on the other, and memory stays
+ * at two pipes per connection. EOF on one side becomes shutdown(SHUT_WR) on the other, and
+ * the connection is closed once both directions ended (or at the first error).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "error_internal.h"
+#include "port_forward.h"
+
+#define OP "resolve_exposed_port"
+#define MAX_CONNS 1024      /* relayed at once per session; more are reset */
+#define PIPE_BYTES (256 << 10)
+
+enum item_kind { IT_WAKE, IT_LISTENER, IT_SIDE };
+
+struct item {
+    int kind;
+};
+
+struct listener {
+    struct item it;
+    int fd;
+    unsigned port, host_port;
+};
+
+struct conn;
+struct side {
+    struct item it;
+    int fd;
+    struct conn *c;
+};
+
+/* One direction: bytes from s[i] wait in the pipe on their way to s[1 - i]. */
+struct dir {
+    int r, w;
+    size_t pending;
+    int eof;  /* s[i] reached EOF */
+    int shut; /* ... and s[1 - i] was shut for writing after the pipe drained */
+};
+
+struct conn {
+    struct side s[2]; /* 0: the host client, 1: the socket inside the sandbox */
+    struct dir d[2];
+    int dead;
+    struct conn *prev, *next;
+};
+
+struct sbx_pfwd {
+    const struct sbx_backend_ops *ops;
+    struct sbx_sandbox *sb;
+    int ep, wake;
+    struct item wake_it;
+    pthread_t thread;
+    pthread_mutex_t lock; /* listeners */
+    struct listener **ls;
+    size_t n_ls;
+    struct conn *conns, *dead; /* the thread's own */
+    atomic_uint_least64_t accepted, refused, active;
+};
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+/* Closes a client with a reset, so it sees the failure at once instead of an empty reply. */
+static void reset_close(int fd)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(fd);
+}
+
+static void conn_close(struct sbx_pfwd *f, struct conn *c)
+{
+    if (c->dead)
+        return;
+    c->dead = 1;
+    for (int i = 0; i < 2; i++) {
+        close_fd(&c->s[i].fd); /* also leaves the epoll set */
+        close_fd(&c->d[i].r);
+        close_fd(&c->d[i].w);
+    }
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        f->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    /* Freed after the current batch of events, which may still name it. */
+    c->next = f->dead;
+    f->dead = c;
+    atomic_fetch_sub(&f->active, 1);
+}
+
+/* Moves what can move in direction i; 0, or -1 when the connection broke. */
+static int pump(struct conn *c, int i)
+{
+    struct dir *d = &c->d[i];
+    int from = c->s[i].fd, to = c->s[1 - i].fd;
+    for (;;) {
+        if (d->pending > 0) {
+            ssize_t n = splice(d->r, NULL, to, NULL, d->pending, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (n > 0) {
+                d->pending -= (size_t)n;
+                continue;
+            }
+            return n < 0 && (errno == EAGAIN || errno == EINTR) ? 0 : -1;
+        }
+        if (d->eof) {
+            if (!d->shut) {
+                shutdown(to, SHUT_WR);
+                d->shut = 1;
+            }
+            return 0;
+        }
+        ssize_t n = splice(from, NULL, d->w, NULL, PIPE_BYTES, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n > 0)
+            d->pending = (size_t)n;
+        else if (n == 0)
+            d->eof = 1;
+        else
+            return errno == EAGAIN || errno == EINTR ? 0 : -1;
+    }
+}
+
+static void conn_pump(struct sbx_pfwd *f, struct conn *c)
+{
+    if (c->dead)
+        return;
+    for (int i = 0; i < 2; i++)
+        if (pump(c, i) < 0) {
+            conn_close(f, c);
+            return;
+        }
+    if (c->d[0].shut && c->d[1].shut)
+        conn_close(f, c);
+}
+
+static int make_pipe(struct dir *d)
+{
+    int p[2];
+    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0)
+        return -1;
+    fcntl(p[0], F_SETPIPE_SZ, PIPE_BYTES); /* best effort: the default 64 KiB also works */
+    d->r = p[0];
+    d->w = p[1];
+    return 0;
+}
+
+static void conn_start(struct sbx_pfwd *f, int client, int inside)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        reset_close(client);
+        close(inside);
+        return;
+    }
+    int one = 1;
+    int fds[2] = {client, inside};
+    for (int i = 0; i < 2; i++) {
+        c->s[i] = (struct side){.it = {IT_SIDE}, .fd = fds[i], .c = c};
+        c->d[i].r = c->d[i].w = -1;
+        /* The relay adds no batching of its own: the senders did theirs. */
+        setsockopt(fds[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    c->next = f->conns;
+    if (f->conns)
+        f->conns->prev = c;
+    f->conns = c;
+    atomic_fetch_add(&f->active, 1);
+    int ok = make_pipe(&c->d[0]) == 0 && make_pipe(&c->d[1]) == 0;
+    for (int i = 0; ok && i < 2; i++) {
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                                 .data.ptr = &c->s[i]};
+        ok = epoll_ctl(f->ep, EPOLL_CTL_ADD, fds[i], &ev) == 0;
+    }
+    if (!ok) {
+        conn_close(f, c);
+        return;
+    }
+    conn_pump(f, c);
+}
+
+static void accept_all(struct sbx_pfwd *f, struct listener *l)
+{
+    for (;;) {
+        int client = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (client < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* Out of descriptors: the client waits in the backlog; do not spin. */
+                nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+            }
+            return;
+        }
+        atomic_fetch_add(&f->accepted, 1);
+        int inside = -1, e = 0;
+        sbx_error *err = NULL;
+        if (atomic_load(&f->active) >= MAX_CONNS ||
+            f->ops->connect(f->sb, l->port, &inside, &e, &err) < 0 || inside < 0) {
+            sbx_error_free(err);
+            atomic_fetch_add(&f->refused, 1);
+            reset_close(client);
+            continue;
+        }
+        conn_start(f, client, inside);
+    }
+}
+
+static void free_dead(struct sbx_pfwd *f)
+{
+    while (f->dead) {
+        struct conn *c = f->dead;
+        f->dead = c->next;
+        free(c);
+    }
+}
+
+static void *loop(void *arg)
+{
+    struct sbx_pfwd *f = arg;
+    struct epoll_event evs[64];
+    for (;;) {
+        int n = epoll_wait(f->ep, evs, 64, -1);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return NULL;
+        }
+        for (int i = 0; i < n; i++) {
+            struct item *it = evs[i].data.ptr;
+            if (it->kind == IT_WAKE)
+                return NULL;
+            if (it->kind == IT_LISTENER)
+                accept_all(f, (struct listener *)it);
+            else
+                conn_pump(f, ((struct side *)it)->c);
+        }
+        free_dead(f);
+    }
+}
+
+int sbx__pfwd_new(const struct sbx_backend_ops *ops, struct sbx_sandbox *sb,
+                  struct sbx_pfwd **out, sbx_error **err)
+{
+    struct sbx_pfwd *f = calloc(1, sizeof(*f));
+    if (!f)
+        return sbx_err(err, SBX_ENOMEM, ENOMEM, OP, "out of memory");
+    f->ops = ops;
+    f->sb = sb;
+    f->wake_it.kind = IT_WAKE;
+    f->ep = epoll_create1(EPOLL_CLOEXEC);
+    f->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &f->wake_it};
+    if (f->ep < 0 || f->wake < 0 || epoll_ctl(f->ep, EPOLL_CTL_ADD, f->wake, &ev) < 0) {
+        int e = errno;
+        close_fd(&f->ep);
+        close_fd(&f->wake);
+        free(f);
+        return sbx_err(err, SBX_EBACKEND, e, OP, "epoll");
+    }
+    pthread_mutex_init(&f->lock, NULL);
+    /* The relay thread takes no signals: the embedder's handlers never run on it, and a
+     * splice() to a socket whose peer went away fails with EPIPE instead of killing the
+     * process with SIGPIPE (it is left pending on this thread, which never unblocks it). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int r = pthread_create(&f->thread, NULL, loop, f);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r != 0) {
+        close_fd(&f->ep);
+        close_fd(&f->wake);
+        pthread_mutex_destroy(&f->lock);
+        free(f);
+        return sbx_err(err, SBX_EBACKEND, r, OP, "pthread_create");
+    }
+    *out = f;
+    return 0;
+}
+
+static int open_listener(struct listener *l, sbx_error **err)
+{
+    l->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    if (l->fd < 0 || bind(l->fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+        listen(l->fd, SOMAXCONN) < 0 || getsockname(l->fd, (struct sockaddr *)&a, &len) < 0) {
+        int e = errno;
+        close_fd(&l->fd);
+        return sbx_err(err, SBX_EBACKEND, e, OP, "cannot listen on 127.0.0.1 for port %u",
+                       l->port);
+    }
+    l->host_port = ntohs(a.sin_port);
+    return 0;
+}
+
+int sbx__pfwd_listen(struct sbx_pfwd *f, unsigned port, unsigned *host_port, sbx_error **err)
+{
+    pthread_mutex_lock(&f->lock);
+    for (size_t i = 0; i < f->n_ls; i++)
+        if (f->ls[i]->port == port) {
+            *host_port = f->ls[i]->host_port;
+            pthread_mutex_unlock(&f->lock);
+            return 0;
+        }
+    int r;
+    struct listener *l = calloc(1, sizeof(*l));
+    struct listener **ls = l ? realloc(f->ls, (f->n_ls + 1) * sizeof(*ls)) : NULL;
+    if (!ls) {
+        free(l);
+        r = sbx_err(err, SBX_ENOMEM, ENOMEM, OP, "out of memory");
+        goto out;
+    }
+    f->ls = ls;
+    l->it.kind = IT_LISTENER;
+    l->port = port;
+    if ((r = open_listener(l, err)) < 0) {
+        free(l);
+        goto out;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = l};
+    if (epoll_ctl(f->ep, EPOLL_CTL_ADD, l->fd, &ev) < 0) {
+        r = sbx_err(err, SBX_EBACKEND, errno, OP, "epoll_ctl");
+        close(l->fd);
+        free(l);
+        goto out;
+    }
+    f->ls[f->n_ls++] = l;
+    *host_port = l->host_port;
+out:
+    pthread_mutex_unlock(&f->lock);
+    return r;
+}
+
+void sbx__pfwd_stats(struct sbx_pfwd *f, struct sbx_pfwd_stats *st)
+{
+    st->accepted = atomic_load(&f->accepted);
+    st->refused = atomic_load(&f->refused);
+    st->active = atomic_load(&f->active);
+}
+
+void sbx__pfwd_free(struct sbx_pfwd *f)
+{
+    if (!f)
+        return;
+    uint64_t one = 1;
+    (void)!write(f->wake, &one, sizeof(one));
+    pthread_join(f->thread, NULL);
+    while (f->conns)
+        conn_close(f, f->conns);
+    free_dead(f);
+    for (size_t i = 0; i < f->n_ls; i++) {
+        close(f->ls[i]->fd);
+        free(f->ls[i]);
+    }
+    free(f->ls);
+    close(f->ep);
+    close(f->wake);
+    pthread_mutex_destroy(&f->lock);
+    free(f);
+}
