@@ -66,6 +66,10 @@ extern const struct bench_case bench_case_thru_seq;
 extern const struct bench_case bench_case_thru_par;
 extern const struct bench_case bench_case_pty_line;
 extern const struct bench_case bench_case_events_exec;
+/* cases_net.c: exposed ports, and the server they measure (sbx-bench --net-server MODE PORT). */
+extern const struct bench_case bench_case_net_connect;
+extern const struct bench_case bench_case_net_1g;
+int bench_net_server(int argc, char **argv);
 
 /* cases_throughput.c: commands per run of a throughput case (0 for the others). */
 int bench_ops_per_run(const struct bench_case *c);

@@ -24,6 +24,8 @@ static const struct bench_case *const cases[] = {
     &bench_case_thru_par,
     &bench_case_pty_line,
     &bench_case_events_exec,
+    &bench_case_net_connect,
+    &bench_case_net_1g,
 };
 #define N_CASES (sizeof(cases) / sizeof(cases[0]))
 
@@ -168,6 +170,9 @@ static int selected(const struct cli *c, const struct bench_case *bc)
 
 int main(int argc, char **argv)
 {
+    /* The TCP server of the net cases, run on the host and inside a session (cases_net.c). */
+    if (argc > 1 && strcmp(argv[1], "--net-server") == 0)
+        return bench_net_server(argc - 2, argv + 2);
     struct cli c;
     memset(&c, 0, sizeof(c));
     int r = parse(argc, argv, &c);
