@@ -34,7 +34,9 @@ Test(tools_bench, quick_json_is_complete_and_well_formed)
                                           {"thru_par", "sbx exec"},     {"thru_par", "sbx run"},
                                           {"warm_true", "sbx exec CLI"},
                                           {"pty_line", "openpty"},      {"pty_line", "sbx pty"},
-                                          {"events_exec", "jsonl"},     {"events_exec", "jsonl+redact"}};
+                                          {"events_exec", "jsonl"},     {"events_exec", "jsonl+redact"},
+                                          {"net_connect", "loopback"},  {"net_connect", "sbx port"},
+                                          {"net_1g", "loopback"},       {"net_1g", "sbx port"}};
     for (size_t w = 0; w < sizeof(want) / sizeof(want[0]); w++) {
         int found = 0;
         for (size_t i = 0; i < n; i++) {
