@@ -556,3 +556,56 @@ Test(tools_cli_session, limits_given_at_create)
     cr_expect_eq(sh("find /sys/fs/cgroup -maxdepth 6 -name 'sbx-%s' | wc -l", id), 0);
     cr_expect_str_eq(out, "0\n", "the session's cgroups are gone");
 }
+
+/* The forwarder's endpoint for PORT, from `sbx port ID PORT` ("127.0.0.1:N"). */
+static unsigned cli_port(const char *id, const char *port)
+{
+    int st = SBX("port", (char *)id, (char *)port);
+    cr_assert_eq(st, 0, "sbx port %s: %s", port, out);
+    unsigned p = 0;
+    cr_assert_eq(sscanf(out, "127.0.0.1:%u\n", &p), 1, "sbx port printed '%s'", out);
+    return p;
+}
+
+/* Connects to 127.0.0.1:port and echoes `msg`; 0 when it came back. */
+static int echo_through(unsigned port, const char *msg)
+{
+    char script[256];
+    snprintf(script, sizeof(script),
+             "exec 3<>/dev/tcp/127.0.0.1/%u && printf '%s' >&3 && head -c %zu <&3", port, msg,
+             strlen(msg));
+    char *const argv[] = {"/usr/bin/timeout", "10", "/bin/bash", "-c", script, NULL};
+    return sbx_test_run_host(argv, out, sizeof(out)) == 0 && strcmp(out, msg) == 0 ? 0 : -1;
+}
+
+Test(tools_cli_session, create_publish_and_port_reach_a_server_inside)
+{
+    char id[37];
+    create(id, "-p", "8000", "-p", "8001", NULL);
+    /* Every exposed port, then one. */
+    cr_assert_eq(SBX("port", id), 0, "%s", out);
+    cr_expect(strstr(out, "8000 127.0.0.1:") && strstr(out, "8001 127.0.0.1:"), "%s", out);
+    unsigned p = cli_port(id, "8000");
+    cr_expect_eq(cli_port(id, "8000"), p, "the same forwarder answers again");
+    cr_expect_eq(SBX("port", id, "9000"), 125);
+    cr_expect(strstr(out, "port 9000 is not configured for host exposure"), "%s", out);
+
+    char src[4200];
+    snprintf(src, sizeof(src), "%s", sbx_test_bin("port_server"));
+    char dst[64];
+    snprintf(dst, sizeof(dst), "%s:port_server", id);
+    cr_assert_eq(SBX("cp", src, dst), 0, "%s", out);
+    cr_assert_eq(SBX("exec", id, "--", "chmod", "755", "port_server"), 0, "%s", out);
+    /* The server runs as a detached exec that sbx rm ends. */
+    cr_assert_eq(sh("$SBX exec %s -- ./port_server echo 8000 >/dev/null 2>&1 &", id), 0, "%s",
+                 out);
+    int ok = -1;
+    for (int i = 0; i < 100 && ok < 0; i++)
+        if ((ok = echo_through(p, "through the port")) < 0)
+            usleep(50 * 1000);
+    cr_expect_eq(ok, 0, "no echo through 127.0.0.1:%u: %s", p, out);
+
+    /* rm ends the forwarder with the sandbox: the listener is gone. */
+    cr_assert_eq(SBX("rm", "-f", id), 0, "%s", out);
+    cr_expect_lt(echo_through(p, "x"), 0, "127.0.0.1:%u still answers after rm", p);
+}

@@ -30,6 +30,13 @@ int sbx_cmd_gc(int argc, char **argv);
 int sbx_cmd_shell(int argc, char **argv);
 int sbx_cmd_events(int argc, char **argv);
 int sbx_cmd_doctor(int argc, char **argv); /* cmd_doctor.c: checks the host */
+/* cmd_port.c: sbx port, and the forwarder of a session's exposed ports (started when the
+ * session has some and none runs; 0 or -1 with a message). */
+int sbx_cmd_port(int argc, char **argv);
+struct sbx_store_rec;
+int sbx_cli_ports_start(const struct sbx_store_rec *r);
+/* Ends the session's forwarder, if one runs (its listeners close). */
+void sbx_cli_ports_stop(const struct sbx_store_rec *r);
 
 /* cmd_events.c: the instrumentation behind --events FILE / --events-stderr (NULL when neither
  * is given); prints the error and returns -1 when the file cannot be opened. */

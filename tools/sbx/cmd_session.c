@@ -49,6 +49,8 @@ static const char create_usage[] =
     "      --fsize SIZE       largest file a command may write\n"
     "      --seccomp FILE     seccomp policy for every command (default: the built-in one)\n"
     "      --allow-ptrace     let commands trace each other (debuggers)\n"
+    "  -p, --publish PORT     let the host reach TCP PORT inside (repeatable): a listener\n"
+    "                         on 127.0.0.1 carries connections in; sbx port shows where\n"
     "  -h, --help             show this help\n";
 
 static const char exec_usage[] =
@@ -145,6 +147,8 @@ struct create_args {
     json_object *opts;  /* recorded: what start and attach need again */
     json_object *binds, *env;
     size_t n_binds, n_env;
+    int ports[MAX_LIST];
+    size_t n_ports;
 };
 
 /* An absolute form of a host path: resolved when it exists, else joined to the cwd, so the
@@ -166,6 +170,7 @@ static char *absolute(const char *p, int must_exist)
 
 enum { O_NAME = 256, O_ROOT, O_SNAP, O_MANIFEST, O_HOSTNAME, O_BIND, O_RO_BIND, O_SECCOMP,
        O_PTRACE, O_NPROC, O_TMPFS, O_MEMORY, O_PIDS, O_CPUS, O_NOFILE, O_FSIZE };
+
 
 static int create_option(struct create_args *a, int c, const char *arg)
 {
@@ -285,6 +290,17 @@ static int create_option(struct create_args *a, int c, const char *arg)
     case O_PTRACE:
         json_object_object_add(a->opts, "allow_ptrace", json_object_new_boolean(1));
         return 0;
+    case 'p': {
+        char *end = NULL;
+        long v = strtol(arg, &end, 10);
+        if (!*arg || *end || v < 1 || v > 65535)
+            return sbx_cli_usage_error("create", "--publish '%s' is not a TCP port (1 to 65535)",
+                                       arg);
+        if (a->n_ports == MAX_LIST)
+            return sbx_cli_usage_error("create", "too many ports (at most %d)", MAX_LIST);
+        a->ports[a->n_ports++] = (int)v;
+        return 0;
+    }
     default:
         return sbx_cli_usage_error("create", "unknown or incomplete option '%s'", arg);
     }
@@ -312,12 +328,13 @@ static int create_parse(int argc, char **argv, struct create_args *a)
         {"fsize", required_argument, NULL, O_FSIZE},
         {"seccomp", required_argument, NULL, O_SECCOMP},
         {"allow-ptrace", no_argument, NULL, O_PTRACE},
+        {"publish", required_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int c;
     opterr = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+w:e:h", longs, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+w:e:p:h", longs, NULL)) != -1) {
         if (c == 'h') {
             fputs(create_usage, stdout);
             return 1;
@@ -443,6 +460,8 @@ static int create_run(struct create_args *a, const char *statedir)
     o.so.root = a->root;
     o.so.snapshot_dir = a->snapshot_dir;
     o.so.manifest_json = a->manifest;
+    o.so.exposed_ports = a->ports;
+    o.so.n_exposed_ports = a->n_ports;
     if (probe_state(&o.so, &state, id) < 0 || !(r = sbx_store_rec_new(statedir, id)) ||
         (lock = sbx_store_make_dir(r)) < 0)
         goto out;
@@ -459,6 +478,10 @@ static int create_run(struct create_args *a, const char *statedir)
     sbx_store_unlock(lock);
     lock = -1;
     sigprocmask(SIG_SETMASK, &old_mask, NULL);
+    if (rc == 0 && a->n_ports > 0 && sbx_cli_ports_start(r) < 0)
+        rc = sbx_store_fail("session %s is up, but its ports are not forwarded: sbx port %.8s "
+                            "tries again",
+                            r->id, r->id);
 out:
     sbx_store_unlock(lock);
     sbx_store_unlock(dlock);
@@ -792,6 +815,8 @@ int sbx_cmd_stop(int argc, char **argv)
         }
     }
     sbx_session_free(s);
+    if (st == 0)
+        sbx_cli_ports_stop(r); /* its listeners go with the sandbox */
     sbx_store_unlock(lock);
     sbx_store_rec_free(r);
     return st;
@@ -853,6 +878,8 @@ int sbx_cmd_start(int argc, char **argv)
         return SBX_EXIT_SBX_FAILED;
     int rc = start_locked(r);
     sbx_store_unlock(lock);
+    if (rc == 0)
+        rc = sbx_cli_ports_start(r); /* listeners again, on new host ports */
     sbx_store_rec_free(r);
     return rc < 0 ? SBX_EXIT_SBX_FAILED : 0;
 }
@@ -902,8 +929,10 @@ static int rm_one(const char *key, int force)
     }
     /* The workspace only once the sandbox is gone: a live process could move directories
      * under the removal. */
-    if (rc == 0)
+    if (rc == 0) {
+        sbx_cli_ports_stop(r);
         rc = sbx_store_remove_owned_workspace(r->workspace, r->workspace_owned);
+    }
     if (rc == 0)
         rc = sbx_store_remove(r);
     sbx_store_unlock(lock);

@@ -31,6 +31,7 @@ static void usage(FILE *f)
                "  restore SESSION < WS.tar         replace the workspace with a tar\n"
                "  events tail FILE                 show a JSONL event log (--events)\n"
                "  shell [SESSION] [-- CMD]         an interactive shell on a new terminal\n"
+               "  port SESSION [PORT]              host address of an exposed port (create -p)\n"
                "  doctor [--json]                  check this host and say what to change\n"
                "\n"
                "Sessions are kept in $SBX_STATE_DIR, else /run/sbx as root, else\n"
@@ -55,6 +56,7 @@ static const struct {
     {"events", sbx_cmd_events},
     {"shell", sbx_cmd_shell},
     {"doctor", sbx_cmd_doctor},
+    {"port", sbx_cmd_port},
 };
 
 int main(int argc, char **argv)
