@@ -5,13 +5,16 @@
  *   - hybrid: v1 hierarchies per controller under /sys/fs/cgroup/<controller>, and a unified
  *     hierarchy at /sys/fs/cgroup/unified with few (often no) controllers;
  *   - pure v1: v1 hierarchies only.
- * A controller is taken from v2 when the unified hierarchy can give it to a child of sbx's
- * own cgroup, else from its v1 hierarchy. Every session cgroup is "sbx-<session id>" below
- * the cgroup sbx itself runs in, in each hierarchy used; when that is a hierarchy's root, below
- * a "sbx" group there instead (made once, kept), so sessions never sit at the root itself. No
- * process is moved out of its subtree. The agent starts inside the v2 cgroup directly
- * (CLONE_INTO_CGROUP) and is put into the v1 ones before it is given anything to run, so
- * every process of the sandbox is charged from its first command.
+ * A controller is taken from v2 when the unified hierarchy can hand it to the session
+ * cgroup, else from its v1 hierarchy. Every session cgroup is "sbx-<session id>" below the
+ * cgroup sbx itself runs in, in each hierarchy used; when that is a hierarchy's root, below a
+ * "sbx" group there instead, so sessions never sit at the root itself; $SBX_CGROUP_PARENT
+ * names another (delegated) unified cgroup instead. cgroup v2 hands controllers down only
+ * from a cgroup without processes: when sbx is alone in its cgroup it moves itself into a
+ * leaf "sbx-host" below it (see v2_session_parent). No process is moved out of its subtree.
+ * The agent starts inside the v2 cgroup directly (CLONE_INTO_CGROUP) and is put into the v1
+ * ones before it is given anything to run, so every process of the sandbox is charged from
+ * its first command.
  *
  * A limit that cannot be enforced fails the start with an error naming the controller and
  * the layout found, unless the caller asked for best effort.
@@ -126,24 +129,6 @@ const char *sbx__cg_layout(void)
     return *m ? "hybrid (v1 controllers, v2 unified hierarchy)" : "cgroup v1";
 }
 
-/* True when the unified parent can (or already does) hand `ctrl` to its children. */
-static int v2_offers(const char *parent, int parent_is_root, const char *ctrl)
-{
-    char buf[512];
-    if (read_str(parent, "cgroup.subtree_control", buf, sizeof(buf)) == 0) {
-        for (char *t = strtok(buf, " \n"); t; t = strtok(NULL, " \n"))
-            if (!strcmp(t, ctrl))
-                return 1;
-    }
-    /* Not enabled yet: try where sbx's cgroup is delegated to it (it fails while the cgroup
-     * has processes of its own). Never at the hierarchy's root: that is the machine's. */
-    if (parent_is_root)
-        return 0;
-    char val[64];
-    snprintf(val, sizeof(val), "+%s", ctrl);
-    return write_str(parent, "cgroup.subtree_control", val) == 0;
-}
-
 /* The directory session cgroups go in: sbx's own cgroup, or "<root>/sbx" at a root. */
 static int session_parent(const char *hier, const char *self, char *out, size_t cap)
 {
@@ -204,6 +189,120 @@ static int wanted(const struct sbx_cg_limits *l, int c)
            (c == CG_CPU && l->cpus > 0);
 }
 
+/* Whether the unified cgroup `dir` lists `ctrl` in `file` (cgroup.controllers: what its
+ * parent lets it hand down; cgroup.subtree_control: what it hands down now). */
+static int v2_lists(const char *dir, const char *file, const char *ctrl)
+{
+    char buf[512];
+    if (read_str(dir, file, buf, sizeof(buf)) < 0)
+        return 0;
+    for (char *save = NULL, *t = strtok_r(buf, " \n", &save); t; t = strtok_r(NULL, " \n", &save))
+        if (!strcmp(t, ctrl))
+            return 1;
+    return 0;
+}
+
+/* The processes in a unified cgroup: 0 none, 1 only this process, 2 others too. */
+static int v2_occupants(const char *dir)
+{
+    char buf[256];
+    if (read_str(dir, "cgroup.procs", buf, sizeof(buf)) < 0)
+        return 2;
+    char *end = NULL;
+    long first = strtol(buf, &end, 10);
+    if (end == buf)
+        return 0;
+    while (*end == '\n')
+        end++;
+    return first == (long)getpid() && *end == '\0' && strlen(buf) < sizeof(buf) - 1 ? 1 : 2;
+}
+
+#define HOST_LEAF "sbx-host"
+
+/* The unified cgroup that session cgroups go below, in `where`: $SBX_CGROUP_PARENT (a
+ * delegated cgroup, relative to the hierarchy's root) when set; "<root>/sbx" when sbx runs at
+ * the root; else sbx's own cgroup. Sets from_v2[c] for the wanted controllers it can hand
+ * down, and enables them there.
+ *
+ * cgroup v2 hands a domain controller (memory, io) to children only from a cgroup that holds
+ * no process, and enabling a threaded one (pids, cpu) in a cgroup with processes turns it
+ * into a thread root whose children cannot take a process. So nothing is enabled in a cgroup
+ * with processes. When sbx is alone in its own cgroup (a service or scope of its own), it
+ * moves itself into a leaf "sbx-host" below it, which keeps it in its subtree, as systemd's
+ * delegation rules ask of a supervisor; when other processes share it, the limit fails with
+ * an error that names the fix. Returns 0 (also when v2 offers none of them) or an error. */
+static int v2_session_parent(const char *mnt, const struct sbx_cg_limits *l, int *from_v2,
+                             char *where, size_t cap, sbx_error **err)
+{
+    char self[4096];
+    const char *conf = getenv("SBX_CGROUP_PARENT");
+    int own = 0;
+    if (conf && *conf) {
+        const char *rel = strncmp(conf, mnt, strlen(mnt)) == 0 ? conf + strlen(mnt) : conf;
+        if ((size_t)snprintf(where, cap, "%s%s%s", mnt, *rel == '/' ? "" : "/", rel) >= cap ||
+            !is_cgroup2(where))
+            return sbx_err(err, SBX_ECONFIG, errno, "start",
+                           "SBX_CGROUP_PARENT=%s is not a cgroup of the unified hierarchy at %s",
+                           conf, mnt);
+    } else {
+        if (sbx__cg_self_path("", self, sizeof(self)) < 0)
+            return 0;
+        size_t n = strlen(self), k = strlen("/" HOST_LEAF);
+        if (n >= k && !strcmp(self + n - k, "/" HOST_LEAF))
+            self[n - k] = '\0'; /* moved there by an earlier session of this process */
+        own = *self != '\0';
+        if (own && (size_t)snprintf(where, cap, "%s%s", mnt, self) >= cap)
+            return sbx_err(err, SBX_EBACKEND, ENAMETOOLONG, "start", "cgroup path too long");
+        if (!own && session_parent(mnt, "", where, cap) < 0)
+            return sbx_err(err, SBX_EBACKEND, errno, "start", "cannot create %s/sbx", mnt);
+    }
+    int need = 0, enable = 0;
+    for (int c = 0; c < CG_N; c++)
+        if (wanted(l, c) && v2_lists(where, "cgroup.controllers", cg_name[c])) {
+            from_v2[c] = need = 1;
+            enable |= !v2_lists(where, "cgroup.subtree_control", cg_name[c]);
+        }
+    if (!enable)
+        return 0;
+    int occ = v2_occupants(where);
+    if (occ == 1 && own) {
+        char leaf[4600], pid[32];
+        if ((size_t)snprintf(leaf, sizeof(leaf), "%s/" HOST_LEAF, where) >= sizeof(leaf))
+            return sbx_err(err, SBX_EBACKEND, ENAMETOOLONG, "start", "cgroup path too long");
+        snprintf(pid, sizeof(pid), "%d", (int)getpid());
+        if ((mkdir(leaf, 0755) == 0 || errno == EEXIST) && write_str(leaf, "cgroup.procs", pid) == 0)
+            occ = v2_occupants(where);
+    }
+    for (int c = 0; c < CG_N && occ == 0; c++) {
+        char val[64];
+        snprintf(val, sizeof(val), "+%s", cg_name[c]);
+        int e = from_v2[c] && !v2_lists(where, "cgroup.subtree_control", cg_name[c])
+                    ? write_str(where, "cgroup.subtree_control", val)
+                    : 0;
+        if (e < 0)
+            return limit_err(err, cg_name[c], -e, "it cannot be enabled for session cgroups");
+    }
+    if (occ == 0)
+        return 0;
+    memset(from_v2, 0, sizeof(int) * CG_N);
+    if (l->best_effort)
+        return 0;
+    for (int c = 0; c < CG_N; c++)
+        if (wanted(l, c) && v2_lists(where, "cgroup.controllers", cg_name[c])) {
+            char what[4800];
+            snprintf(what, sizeof(what),
+                     "cgroup v2 hands controllers down only from a cgroup without processes, "
+                     "and other processes share sbx's (%s): run sbx in a cgroup of its own "
+                     "(e.g. systemd-run --scope -p Delegate=yes), or set SBX_CGROUP_PARENT to "
+                     "a delegated cgroup that holds no processes",
+                     where);
+            int r = limit_err(err, cg_name[c], EBUSY, what);
+            sbx_err_ctx(err, "cgroup", "%s", where);
+            return r;
+        }
+    return 0;
+}
+
 static int apply(struct sbx_cgroup *cg, int c, const struct sbx_cg_limits *l, sbx_error **err)
 {
     char v[64];
@@ -252,30 +351,17 @@ int sbx__cg_create(const char *id, const struct sbx_cg_limits *l, struct sbx_cgr
     if (!cg)
         return sbx_err(err, SBX_ENOMEM, ENOMEM, "start", "out of memory");
     cg->v2_fd = -1;
-    char self[4096], parent[4400], path[4600];
+    char self[4096], path[4600];
     const char *mnt = sbx__cg_v2_mount();
     int r = 0;
     /* The unified hierarchy first. */
-    if (*mnt && sbx__cg_self_path("", self, sizeof(self)) == 0) {
-        snprintf(parent, sizeof(parent), "%s%s", mnt, self);
+    if (*mnt) {
+        char where[4400];
+        if ((r = v2_session_parent(mnt, l, cg->from_v2, where, sizeof(where), err)) < 0)
+            goto fail;
         int need_v2 = 0;
         for (int c = 0; c < CG_N; c++)
-            if (wanted(l, c) && v2_offers(parent, !*self, cg_name[c]))
-                cg->from_v2[c] = need_v2 = 1;
-        char where[4400];
-        if (need_v2 && session_parent(mnt, self, where, sizeof(where)) < 0) {
-            r = sbx_err(err, SBX_EBACKEND, errno, "start", "cannot create %s/sbx", mnt);
-            goto fail;
-        }
-        if (need_v2 && !*self) {
-            /* The "sbx" group has no processes: it can pass the controllers down. */
-            for (int c = 0; c < CG_N; c++) {
-                char val[64];
-                snprintf(val, sizeof(val), "+%s", cg_name[c]);
-                if (cg->from_v2[c])
-                    write_str(where, "cgroup.subtree_control", val);
-            }
-        }
+            need_v2 |= cg->from_v2[c];
         if (need_v2) {
             snprintf(path, sizeof(path), "%s/sbx-%s", where, id);
             if ((r = mkdir_cg(path, err)) < 0)

@@ -33,4 +33,10 @@ for variant in normal asan; do
         status=1
     fi
 done
+# The cgroup v2 lane: the normal build's cgroup tests in a qemu guest whose kernel has a pure
+# cgroup v2 hierarchy (this host's is a v1/v2 hybrid). Its failure fails the run.
+echo "== cgroup v2 lane (qemu, cgroup_no_v1=all) =="
+if ! bash tests/vm/run-cgroup-v2.sh build; then
+    status=1
+fi
 exit $status

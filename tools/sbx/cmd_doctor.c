@@ -331,14 +331,26 @@ static void check_cgroup_layout(const char *mnt)
     }
 }
 
-/* Where `ctrl` would come from for a session's limits: from v2 when sbx's cgroup can hand it
- * to its children, else from its v1 hierarchy; WARN when neither (only limits need it). */
+/* Where `ctrl` would come from for a session's limits, as backend/cgroup.c decides: from
+ * v2 when the unified cgroup sessions go below ($SBX_CGROUP_PARENT, else sbx's own, else
+ * "<root>/sbx") is offered it and can hand it down (it already does, or holds no process but
+ * sbx, which then moves itself into a leaf), else from its v1 hierarchy; WARN when neither. */
 static void check_controller(const char *name, const char *ctrl, const char *mnt)
 {
     char self[1024], parent[1100], buf[512], why_v2[2400] = "";
+    const char *conf = getenv("SBX_CGROUP_PARENT");
+    int v2_fix = 0;
     snprintf(parent, sizeof(parent), "%s", mnt);
-    if (*mnt && sbx__cg_self_path("", self, sizeof(self)) == 0) {
-        snprintf(parent, sizeof(parent), "%s%s", mnt, self);
+    if (*mnt && ((conf && *conf) || sbx__cg_self_path("", self, sizeof(self)) == 0)) {
+        if (conf && *conf) {
+            const char *rel = strncmp(conf, mnt, strlen(mnt)) == 0 ? conf + strlen(mnt) : conf;
+            snprintf(parent, sizeof(parent), "%s%s%s", mnt, *rel == '/' ? "" : "/", rel);
+        } else {
+            size_t n = strlen(self);
+            if (n >= 9 && !strcmp(self + n - 9, "/sbx-host"))
+                self[n - 9] = '\0';
+            snprintf(parent, sizeof(parent), "%s%s", mnt, *self ? self : "/sbx");
+        }
         char f[1200];
         snprintf(f, sizeof(f), "%s/cgroup.subtree_control", parent);
         if (read_small(f, buf, sizeof(buf)) == 0 && has_word(buf, ctrl)) {
@@ -347,11 +359,30 @@ static void check_controller(const char *name, const char *ctrl, const char *mnt
         }
         snprintf(f, sizeof(f), "%s/cgroup.controllers", parent);
         int offered = read_small(f, buf, sizeof(buf)) == 0 && has_word(buf, ctrl);
-        /* The library enables it itself only below a non-root cgroup, and the kernel refuses
-         * that while the cgroup has processes of its own (sbx is one). */
-        snprintf(why_v2, sizeof(why_v2), "v2: %s %s not enabled in %s/cgroup.subtree_control",
-                 offered ? "offered to" : "not available in", *self ? self : "the root cgroup",
-                 parent);
+        if (!offered && !(conf && *conf) && !*self) {
+            /* "<root>/sbx" is made at the first session: it is offered what the root hands
+             * down. */
+            snprintf(f, sizeof(f), "%s/cgroup.subtree_control", mnt);
+            offered = read_small(f, buf, sizeof(buf)) == 0 && has_word(buf, ctrl);
+        }
+        /* Enabled at the first session when nothing but sbx is in there (sbx moves itself
+         * into a leaf below); this check runs as sbx, so "only us" counts as free. */
+        snprintf(f, sizeof(f), "%s/cgroup.procs", parent);
+        int busy = 0;
+        if (read_small(f, buf, sizeof(buf)) == 0) {
+            char *end = NULL;
+            long first = strtol(buf, &end, 10);
+            busy = end != buf && (first != (long)getpid() || end[*end == '\n'] != '\0');
+        }
+        if (offered && !busy) {
+            add(name, ST_OK, "%s: cgroup v2, below %s (enabled at the first session)", ctrl,
+                parent);
+            return;
+        }
+        v2_fix = offered && busy;
+        snprintf(why_v2, sizeof(why_v2), "v2: %s %s", parent,
+                 offered ? "holds other processes, so it cannot hand controllers down"
+                         : "is not offered it");
     } else {
         snprintf(why_v2, sizeof(why_v2), "v2: no unified hierarchy");
     }
@@ -375,8 +406,11 @@ static void check_controller(const char *name, const char *ctrl, const char *mnt
                           "%s: %s; v1: no %s hierarchy mounted; --%s limits fail unless best "
                           "effort",
                           ctrl, why_v2, ctrl, strcmp(ctrl, "cpu") ? ctrl : "cpus");
-    if (!strcmp(mnt, "/sys/fs/cgroup"))
-        set_fix(c, "enable it for sbx's cgroup: echo +%s > %s/cgroup.subtree_control (see "
+    if (v2_fix)
+        set_fix(c, "run sbx in a cgroup of its own (systemd-run --scope -p Delegate=yes ...), "
+                   "or set SBX_CGROUP_PARENT to a delegated cgroup that holds no processes");
+    else if (!strcmp(mnt, "/sys/fs/cgroup"))
+        set_fix(c, "delegate %s to sbx's cgroup: it must be in %s/cgroup.controllers (see "
                    "docs/doctor.md)",
                 ctrl, parent);
     else
