@@ -113,6 +113,7 @@ void sbx__ns_detach(struct sbx_sandbox *sb)
 {
     if (!sb)
         return;
+    sbx__ns_net_stop(sb); /* the proxy listener inside goes with this process's channel */
     sbx__cg_free(sb->cg); /* the sandbox lives on, and so do its cgroups */
     close(sb->sock);
     close(sb->pidfd);

@@ -31,6 +31,7 @@ static pid_t ns_agent_pid(const struct sbx_sandbox *sb)
  * cleanup (removing a temporary workspace, say); destroy() waits for it. */
 static void ns_kill(struct sbx_sandbox *sb)
 {
+    sbx__ns_net_stop(sb);
     pthread_mutex_lock(&sb->lock);
     if (sb->sock >= 0)
         close(sb->sock);
@@ -90,6 +91,7 @@ const struct sbx_backend_ops sbx__ns_backend_ops = {
     .pty_free = sbx__ns_pty_free,
     .pty_kill = sbx__ns_pty_kill,
     .connect = sbx__ns_connect,
+    .net_serve = sbx__ns_net_serve,
 };
 
 void sbx__ns_sock_timeouts(int fd)

@@ -41,6 +41,10 @@ enum sbx_wire_type {
     SBX_MSG_FILE_ENTRIES = 22, /* agent -> host, op: ls: {u32 n, n x entry} (wire_msgs.h) */
     SBX_MSG_FILE_DONE = 23,  /* agent -> host, op: {i32 errno, u32 step, str detail,
                                 u64 bytes}: the operation's outcome, always last */
+    SBX_MSG_PROXY_LISTEN = 24, /* host -> agent, op: {u32 port}: listen on the sandbox's
+                                  127.0.0.1:port (the egress proxy's address inside) */
+    SBX_MSG_PROXY_READY = 25,  /* agent -> host, op: {i32 errno}: listening (0) or not */
+    SBX_MSG_PROXY_CONN = 26,   /* agent -> host, op: fds: [an accepted connection] */
     SBX_MSG_CONNECTED = 30,  /* agent -> host, reply: {i32 errno}; fds: [socket] when errno
                                 is 0 (connected) or EINPROGRESS (the host finishes it) */
 };

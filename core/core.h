@@ -133,6 +133,19 @@ struct sbx_session_ports {
 struct sbx_session_ports *sbx__session_ports(sbx_session *s);
 void sbx__ports_stop(sbx_session *s);
 
+/* net.c: the session's network mode; init at new (proxy variables into the base env),
+ * start once the sandbox is up (the egress proxy), clear at free. */
+struct sbx_session_net {
+    int mode;     /* enum sbx_net_mode */
+    char **allow; /* proxy: NULL-terminated */
+    char **hosts;
+};
+struct sbx_session_net *sbx__session_net(sbx_session *s);
+int sbx__net_init(sbx_session *s, const sbx_session_opts *o, sbx_error **err);
+int sbx__net_start(sbx_session *s, const struct sbx_backend_ops *ops, struct sbx_sandbox *sb,
+                   sbx_error **err);
+void sbx__net_clear(struct sbx_session_net *n);
+
 /* The instrumented operations' implementations; their public names (instrumented.c) wrap them
  * in events. Everything else in core calls the public names, so that what the spec routes
  * through the wrapper (extract's writes, close's stop and shutdown) emits events. */

@@ -76,6 +76,7 @@ struct sbx_session {
     struct sbx_pty_reg *pty;        /* interactive processes (pty.c) */
     struct sbx__ev_bind *ev;        /* events binding (instrumented.c); NULL: none */
     struct sbx_session_ports ports; /* exposed-port forwarder (ports.c) */
+    struct sbx_session_net net;     /* network mode (net.c) */
 };
 
 static void assert_state(const sbx_session *s)
@@ -241,7 +242,7 @@ int sbx_session_new(const sbx_session_opts *o, sbx_session **out, sbx_error **er
         sbx_session_free(s);
         return r;
     }
-    if ((r = sbx__session_ev_init(s, o, err)) < 0) {
+    if ((r = sbx__session_ev_init(s, o, err)) < 0 || (r = sbx__net_init(s, o, err)) < 0) {
         sbx_session_free(s);
         return r;
     }
@@ -339,6 +340,16 @@ int sbx__session_start_raw(sbx_session *s, sbx_error **err)
     int r = start_sandbox(s, 0, err);
     if (r < 0)
         return r;
+    /* The host side of the network before anything runs inside (start and shutdown are
+     * owner-thread calls: sb stays). */
+    pthread_mutex_lock(&s->lock);
+    struct sbx_sandbox *sb = s->sb;
+    pthread_mutex_unlock(&s->lock);
+    r = sb ? sbx__net_start(s, s->ops, sb, err) : 0;
+    if (r < 0) {
+        sbx_session_shutdown(s, NULL);
+        return r;
+    }
     /* Make the workspace match the snapshot or the manifest. A failure here leaves nothing
      * running: the session goes down, and a new one resumed from its state can try again. */
     if ((r = sbx__materialize(s, err)) < 0) {
@@ -460,6 +471,7 @@ void sbx_session_free(sbx_session *s)
             remove_owned_workspace(s);
     }
     sbx__pty_reg_free(s->pty);
+    sbx__net_clear(&s->net);
     free(s->control_socket);
     free(s->owned_dir);
     free(s->workspace);
@@ -701,9 +713,10 @@ int sbx_run(const sbx_session_opts *so, const sbx_exec_opts *xo, sbx_exec_result
     sbx_session *s = NULL;
     if ((r = sbx_session_new(so, &s, err)) < 0)
         return r;
-    if (sbx__life_needs_materialize(s) || sbx__session_ev_enabled(s)) {
-        /* A manifest or snapshot to apply first, or events (whose start must finish before
-         * the exec's start): no pipelining. */
+    if (sbx__life_needs_materialize(s) || sbx__session_ev_enabled(s) ||
+        s->net.mode != SBX_NET_NONE) {
+        /* A manifest or snapshot to apply first, events (whose start must finish before the
+         * exec's start), or a network to serve before the command runs: no pipelining. */
         if ((r = sbx_session_start(s, err)) == 0)
             r = sbx_session_exec(s, xo, out, err);
         sbx_session_free(s);
@@ -816,6 +829,11 @@ int sbx__session_exec_prep(sbx_session *s, const sbx_exec_opts *o, char ***argv,
         return sbx_err(err, SBX_ENOMEM, 0, "exec", "out of memory");
     }
     return 0;
+}
+
+struct sbx_session_net *sbx__session_net(sbx_session *s)
+{
+    return &s->net;
 }
 
 struct sbx_session_ports *sbx__session_ports(sbx_session *s)

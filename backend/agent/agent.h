@@ -67,6 +67,10 @@ extern int sbx_agent_landlock_abi;
  * socket (port_connect.c). Never blocks. */
 void sbx_agent_port_connect(int reply, uint32_t port);
 
+/* Serves PROXY_LISTEN: listens on the sandbox's loopback and passes each connection to the
+ * host until the host closes the channel (proxy_listen.c). */
+void sbx_agent_serve_proxy(int chan, const unsigned char *p, size_t len);
+
 /* Serves one operation channel in a forked worker (exec_worker.c); never returns. */
 __attribute__((noreturn)) void sbx_agent_serve_op(int chan);
 

@@ -376,6 +376,8 @@ void sbx_agent_serve_op(int chan)
             sbx_agent_serve_pty(chan, p, h.len, fds, n_fds);
         else if (h.type == SBX_MSG_FILE)
             sbx_agent_serve_file(chan, p, h.len, fds, n_fds);
+        else if (h.type == SBX_MSG_PROXY_LISTEN)
+            sbx_agent_serve_proxy(chan, p, h.len);
     }
     _exit(0);
 }

@@ -207,6 +207,38 @@ struct sbx_backend_pty_status {
     uint64_t dropped; /* bytes dropped from the ring so far */
 };
 
+/* One per request, given to the log callback when the request ends (refusals: when the
+ * refusal is sent). Everything is borrowed for the duration of the call only. */
+struct sbx_proxy_event {
+    const char *method;  /* "CONNECT", "GET", ...; NULL if the request was unparsable */
+    const char *host;    /* as requested, lower-cased, trailing dot removed; NULL if unknown */
+    unsigned port;       /* 0 if unknown */
+    const char *address; /* the IP connected to ("10.0.0.2", "2001:db8::1"); NULL if none */
+    int allowed;         /* 1 relayed, 0 refused */
+    int status;          /* HTTP status sent by the proxy: 200 (CONNECT), 403, ...; 0 when
+                          * the origin's own response was relayed (absolute-form requests) */
+    /* NULL when allowed; else one of: "not_allowed", "forbidden_address", "bad_request",
+     * "head_timeout", "resolve_failed", "connect_failed", "too_many_connections",
+     * "resource_exhausted"; or, for a request that ended before it was decided or connected,
+     * "client_closed" (the client went away) or "proxy_closed" (sbx__proxy_free). */
+    const char *reason;
+    const char *message;  /* the plain-text explanation sent to the client; NULL if allowed
+                           * or when nothing was sent (client_closed, proxy_closed, 503
+                           * beyond the 64 connections that are answered) */
+    uint64_t bytes_up;    /* bytes sent to the destination (rewritten head included) */
+    uint64_t bytes_down;  /* bytes received from the destination; both 0 when refused */
+    double duration_ms;   /* from sbx__proxy_serve() to the end of the request */
+};
+
+/* The host side of a sandbox's network (net_serve): the egress proxy of the "proxy" mode. */
+struct sbx_backend_net {
+    unsigned proxy_port;       /* where the proxy listens inside, on 127.0.0.1 */
+    const char *const *allow;  /* allowed destinations (docs/network-proxy.md) */
+    const char *const *hosts;  /* "name=ip" overrides, NULL-terminated; may be NULL */
+    void (*log)(void *arg, const struct sbx_proxy_event *ev); /* per request, any thread */
+    void *log_arg;
+};
+
 struct sbx_backend_ops {
     const char *name;
     /* Which ids the sandbox will have for this caller (no side effects). */
@@ -284,6 +316,11 @@ struct sbx_backend_ops {
      * when the sandbox could not be asked. Any thread. */
     int (*connect)(struct sbx_sandbox *sb, unsigned port, int *fd, int *errnum,
                    sbx_error **err);
+    /* Starts this process's host side of the sandbox's network: a listener on the sandbox's
+     * 127.0.0.1:proxy_port whose connections the host's proxy engine serves. Stops with
+     * kill, destroy and detach. Errors: SBX_EBUSY-like SBX_ESTATE when another process
+     * serves it (the port is taken inside), SBX_EINVAL for a bad allow or hosts entry. */
+    int (*net_serve)(struct sbx_sandbox *sb, const struct sbx_backend_net *n, sbx_error **err);
 };
 
 /* Compiles a policy to a BPF program for this machine's architecture (foreign ABIs are

@@ -24,6 +24,28 @@ extern "C" {
 
 typedef struct sbx_session sbx_session;
 
+/* What a session's network reaches (sbx_session_opts.net_mode). */
+enum sbx_net_mode {
+    /* Default: a network namespace with only lo, up. Nothing outside is reachable. */
+    SBX_NET_NONE = 0,
+    /* Still only lo, plus an HTTP/HTTPS forward proxy at 127.0.0.1:SBX_NET_PROXY_PORT inside
+     * (HTTP_PROXY, HTTPS_PROXY, http_proxy, https_proxy and NO_PROXY are set for commands).
+     * Its connections are carried to the host, where the session's allow list (net_allow)
+     * decides, host names are resolved, and each request is an audit event
+     * ("proxy_request"). A program that ignores the variables still has no route anywhere.
+     * docs/network.md. */
+    SBX_NET_PROXY = 1,
+};
+#define SBX_NET_PROXY_PORT 3128u
+
+/* Starts this process's host side of a running session's network: the egress proxy of
+ * SBX_NET_PROXY. start() does it for the process that starts the session; a process that
+ * attached to a session whose starter has gone away (sbx_session_disown) calls it to take
+ * the proxy over. Errors: SBX_ESTATE (not running, or another process serves the proxy),
+ * SBX_EINVAL (a bad net_allow or net_hosts entry, context "entry"). A no-op for
+ * SBX_NET_NONE. Thread safety: owner thread. */
+SBX_API int sbx_session_serve_network(sbx_session *s, sbx_error **err);
+
 /* Where a host client connects (spec ExposedPortEndpoint). */
 typedef struct sbx_endpoint {
     char host[256]; /* "127.0.0.1" for sbx's own listeners */

@@ -112,6 +112,12 @@ typedef struct sbx_session_opts {
                                   1..65535, duplicates dropped; n_exposed_ports of them.
                                   A resumed state_json brings its own */
     size_t n_exposed_ports;
+    int net_mode;              /* enum sbx_net_mode (sbx/net.h); default SBX_NET_NONE */
+    const char *const *net_allow; /* SBX_NET_PROXY: NULL-terminated destinations the proxy
+                                  allows: "example.com" (exact), "*.example.com" (any
+                                  subdomain, not the apex), or an IP literal. NULL: none */
+    const char *const *net_hosts; /* SBX_NET_PROXY: NULL-terminated "name=ip" the proxy
+                                  resolves before DNS (like /etc/hosts). NULL: none */
 } sbx_session_opts;
 
 #define SBX_SESSION_OPTS_INIT {.size = sizeof(sbx_session_opts)}

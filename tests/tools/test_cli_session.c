@@ -609,3 +609,19 @@ Test(tools_cli_session, create_publish_and_port_reach_a_server_inside)
     cr_assert_eq(SBX("rm", "-f", id), 0, "%s", out);
     cr_expect_lt(echo_through(p, "x"), 0, "127.0.0.1:%u still answers after rm", p);
 }
+
+Test(tools_cli_session, net_proxy_is_served_after_create_exits)
+{
+    char id[37];
+    cr_expect_eq(SBX("create", "--allow", "example.com"), 2, "--allow needs --net proxy: %s", out);
+    create(id, "--net", "proxy", "--allow", "example.com", NULL);
+    /* create has exited: the session's forwarder serves the proxy now. */
+    cr_assert_eq(SBX("exec", id, "--", "bash", "-c",
+                     "exec 3<>/dev/tcp/127.0.0.1/3128 && printf 'CONNECT evil.test:443 "
+                     "HTTP/1.1\\r\\n\\r\\n' >&3 && cat <&3"),
+                 0, "%s", out);
+    cr_expect(strstr(out, "HTTP/1.1 403") && strstr(out, "evil.test is not in this session's "
+                                                         "allow list (allowed: example.com)"),
+              "%s", out);
+    cr_assert_eq(SBX("rm", "-f", id), 0, "%s", out);
+}

@@ -123,3 +123,19 @@ char *sbx_cli_read_file(const char *path, char *msg, size_t msg_len)
     buf[n] = '\0';
     return buf;
 }
+
+int sbx_cli_parse_net(const char *arg, int *mode)
+{
+    if (!strcmp(arg, "none"))
+        *mode = SBX_NET_NONE;
+    else if (!strcmp(arg, "proxy"))
+        *mode = SBX_NET_PROXY;
+    else
+        return -1;
+    return 0;
+}
+
+const char *sbx_cli_net_name(int mode)
+{
+    return mode == SBX_NET_PROXY ? "proxy" : "none";
+}

@@ -1,12 +1,13 @@
 /* cmd_port.c — exposed ports of CLI sessions: `sbx port SESSION [PORT]`, and the forwarder
- * process that holds their host listeners.
+ * process that holds their host listeners and their egress proxy.
  *
- * A listener belongs to the process that resolved it (sbx/net.h), and `sbx create` exits at
- * once: so each session with exposed ports gets a small forwarder process, `sbx port --serve
- * ID`, started by create (or by the first `sbx port` after a start). It attaches to the
- * sandbox, resolves every exposed port, writes the endpoints to <session dir>/ports.json,
- * tells its starter it is ready, and relays connections until the sandbox is gone (stop, rm,
- * or its death), then exits. Its command name is "sbx-ports".
+ * A listener belongs to the process that resolved it (sbx/net.h), the proxy to the process
+ * that serves it, and `sbx create` exits at once: so each session with exposed ports or
+ * --net proxy gets a small forwarder process, `sbx port --serve ID`, started by create and
+ * start (or by the first `sbx port` when none runs). It attaches to the sandbox, resolves
+ * every exposed port, takes the proxy over, writes the endpoints to <session
+ * dir>/ports.json, tells its starter it is ready, and serves until the sandbox is gone (stop,
+ * rm, or its death), then exits. Its command name is "sbx-ports".
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -74,6 +75,14 @@ static json_object *load_ports(const struct sbx_store_rec *r)
     return o;
 }
 
+/* Whether the session's egress proxy needs a host process (--net proxy). */
+static int wants_proxy(const struct sbx_store_rec *r)
+{
+    json_object *v = NULL;
+    return json_object_object_get_ex(r->opts, "net", &v) &&
+           !strcmp(json_object_get_string(v), "proxy");
+}
+
 /* ---- the forwarder ------------------------------------------------------------------------ */
 
 static void tell(int fd, const char *msg)
@@ -131,6 +140,13 @@ static int serve(const char *key, int ready)
         snprintf(k, sizeof(k), "%d", ports[i]);
         snprintf(v, sizeof(v), "%s:%u", e.host, e.port);
         json_object_object_add(map, k, json_object_new_string(v));
+    }
+    if (rc == 0 && wants_proxy(r)) {
+        /* The creator's proxy went with its handle: this process serves it from now on. */
+        sbx_error *err = NULL;
+        if ((rc = sbx_session_serve_network(s, &err)) < 0)
+            snprintf(msg, sizeof(msg), "the egress proxy: %s\n", sbx_error_message(err));
+        sbx_error_free(err);
     }
     if (rc == 0 && save_ports(r, map) < 0) {
         snprintf(msg, sizeof(msg), "cannot write %s/ports.json: %s\n", r->dir, strerror(errno));
@@ -209,7 +225,7 @@ int sbx_cli_ports_start(const struct sbx_store_rec *r)
 {
     int ports[1];
     size_t n = 0;
-    if (exposed_ports(r, ports, 1, &n) < 0 || n == 0)
+    if (exposed_ports(r, ports, 1, &n) < 0 || (n == 0 && !wants_proxy(r)))
         return 0;
     json_object *o = load_ports(r);
     if (o) {

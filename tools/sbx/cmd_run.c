@@ -46,6 +46,7 @@ static void usage(FILE *f)
             "                         failing\n"
             "      --nofile N         open files per command (default 4096)\n"
             "      --fsize SIZE       largest file a command may write, e.g. 1G\n"
+            SBX_CLI_NET_HELP
             "      --json             print one JSON object {exit_code, timed_out, duration_ms,\n"
             "                         stdout, stderr} instead of passing output through\n"
             "      --events FILE      append an audit event per operation to FILE (JSONL; see\n"
@@ -69,6 +70,8 @@ struct run_opts {
     char *seccomp; /* policy text read from --seccomp FILE */
     const char *events_path;
     int events_stderr;
+    const char *allow[MAX_LIST + 1], *hosts[MAX_LIST + 1];
+    size_t n_allow, n_hosts;
 };
 
 /* cmd_events.c */
@@ -88,7 +91,7 @@ static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
 {
     enum { O_KEEP = 256, O_ROOT, O_HOSTNAME, O_BIND, O_RO_BIND, O_JSON, O_SECCOMP, O_PTRACE,
            O_NPROC, O_TMPFS, O_EVENTS, O_EVENTS_STDERR, O_TRACEPARENT, O_MEMORY, O_PIDS, O_CPUS,
-           O_BEST_EFFORT, O_NOFILE, O_FSIZE };
+           O_BEST_EFFORT, O_NOFILE, O_FSIZE, O_NET, O_ALLOW, O_ADD_HOST };
     static const struct option longs[] = {
         {"workspace", required_argument, NULL, 'w'}, {"keep", no_argument, NULL, O_KEEP},
         {"root", required_argument, NULL, O_ROOT},   {"timeout", required_argument, NULL, 't'},
@@ -109,6 +112,9 @@ static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
         {"limits-best-effort", no_argument, NULL, O_BEST_EFFORT},
         {"nofile", required_argument, NULL, O_NOFILE},
         {"fsize", required_argument, NULL, O_FSIZE},
+        {"net", required_argument, NULL, O_NET},
+        {"allow", required_argument, NULL, O_ALLOW},
+        {"add-host", required_argument, NULL, O_ADD_HOST},
         {NULL, 0, NULL, 0}};
     char msg[512];
     int c;
@@ -217,6 +223,21 @@ static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
             if (sbx_cli_parse_size(optarg, &ro->so.fsize_bytes) < 0 || !ro->so.fsize_bytes)
                 return fail("--fsize '%s' is not a size (like 64M, 1G)", optarg);
             break;
+        case O_NET:
+            if (sbx_cli_parse_net(optarg, &ro->so.net_mode) < 0)
+                return fail("--net '%s' is not a network mode (none, proxy)", optarg);
+            break;
+        case O_ALLOW:
+        case O_ADD_HOST: {
+            size_t *n = c == O_ALLOW ? &ro->n_allow : &ro->n_hosts;
+            if (*n == MAX_LIST)
+                return fail("too many --%s (at most %d)", c == O_ALLOW ? "allow" : "add-host",
+                            MAX_LIST);
+            if (c == O_ADD_HOST && (!strchr(optarg, '=') || optarg[0] == '='))
+                return fail("--add-host '%s' is not of the form NAME=IP", optarg);
+            (c == O_ALLOW ? ro->allow : ro->hosts)[(*n)++] = optarg;
+            break;
+        }
         case O_EVENTS:
             ro->events_path = optarg;
             break;
@@ -235,6 +256,12 @@ static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
     }
     if (optind >= argc)
         return fail("%s", "no command given: sbx run [options] -- CMD [ARGS...]");
+    if ((ro->n_allow || ro->n_hosts) && ro->so.net_mode != SBX_NET_PROXY)
+        return fail("%s", "--allow and --add-host need --net proxy");
+    if (ro->so.net_mode == SBX_NET_PROXY) {
+        ro->so.net_allow = ro->allow;
+        ro->so.net_hosts = ro->hosts;
+    }
     *cmd_index = optind;
     return 0;
 }

@@ -51,6 +51,7 @@ static const char create_usage[] =
     "      --allow-ptrace     let commands trace each other (debuggers)\n"
     "  -p, --publish PORT     let the host reach TCP PORT inside (repeatable): a listener\n"
     "                         on 127.0.0.1 carries connections in; sbx port shows where\n"
+    SBX_CLI_NET_HELP
     "  -h, --help             show this help\n";
 
 static const char exec_usage[] =
@@ -169,8 +170,8 @@ static char *absolute(const char *p, int must_exist)
 }
 
 enum { O_NAME = 256, O_ROOT, O_SNAP, O_MANIFEST, O_HOSTNAME, O_BIND, O_RO_BIND, O_SECCOMP,
-       O_PTRACE, O_NPROC, O_TMPFS, O_MEMORY, O_PIDS, O_CPUS, O_NOFILE, O_FSIZE };
-
+       O_PTRACE, O_NPROC, O_TMPFS, O_MEMORY, O_PIDS, O_CPUS, O_NOFILE, O_FSIZE, O_NET, O_ALLOW,
+       O_ADD_HOST };
 
 static int create_option(struct create_args *a, int c, const char *arg)
 {
@@ -290,6 +291,30 @@ static int create_option(struct create_args *a, int c, const char *arg)
     case O_PTRACE:
         json_object_object_add(a->opts, "allow_ptrace", json_object_new_boolean(1));
         return 0;
+    case O_NET: {
+        int mode;
+        if (sbx_cli_parse_net(arg, &mode) < 0)
+            return sbx_cli_usage_error("create", "--net '%s' is not a network mode (none, proxy)",
+                                       arg);
+        json_object_object_add(a->opts, "net", json_object_new_string(sbx_cli_net_name(mode)));
+        return 0;
+    }
+    case O_ALLOW:
+    case O_ADD_HOST: {
+        const char *key = c == O_ALLOW ? "net_allow" : "net_hosts";
+        if (c == O_ADD_HOST && (!strchr(arg, '=') || arg[0] == '='))
+            return sbx_cli_usage_error("create", "--add-host '%s' is not of the form NAME=IP", arg);
+        json_object *v = NULL;
+        if (!json_object_object_get_ex(a->opts, key, &v)) {
+            v = json_object_new_array();
+            json_object_object_add(a->opts, key, v);
+        }
+        if (json_object_array_length(v) >= MAX_LIST)
+            return sbx_cli_usage_error("create", "too many --%s (at most %d)",
+                                       c == O_ALLOW ? "allow" : "add-host", MAX_LIST);
+        json_object_array_add(v, json_object_new_string(arg));
+        return 0;
+    }
     case 'p': {
         char *end = NULL;
         long v = strtol(arg, &end, 10);
@@ -329,6 +354,9 @@ static int create_parse(int argc, char **argv, struct create_args *a)
         {"seccomp", required_argument, NULL, O_SECCOMP},
         {"allow-ptrace", no_argument, NULL, O_PTRACE},
         {"publish", required_argument, NULL, 'p'},
+        {"net", required_argument, NULL, O_NET},
+        {"allow", required_argument, NULL, O_ALLOW},
+        {"add-host", required_argument, NULL, O_ADD_HOST},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int c;
@@ -347,6 +375,12 @@ static int create_parse(int argc, char **argv, struct create_args *a)
     }
     if (optind < argc)
         return sbx_cli_usage_error("create", "unexpected argument '%s'", argv[optind]);
+    json_object *net = NULL;
+    int proxy = json_object_object_get_ex(a->opts, "net", &net) &&
+                !strcmp(json_object_get_string(net), "proxy");
+    if (!proxy && (json_object_object_get_ex(a->opts, "net_allow", NULL) ||
+                   json_object_object_get_ex(a->opts, "net_hosts", NULL)))
+        return sbx_cli_usage_error("create", "--allow and --add-host need --net proxy");
     return 0;
 }
 
@@ -478,9 +512,9 @@ static int create_run(struct create_args *a, const char *statedir)
     sbx_store_unlock(lock);
     lock = -1;
     sigprocmask(SIG_SETMASK, &old_mask, NULL);
-    if (rc == 0 && a->n_ports > 0 && sbx_cli_ports_start(r) < 0)
-        rc = sbx_store_fail("session %s is up, but its ports are not forwarded: sbx port %.8s "
-                            "tries again",
+    if (rc == 0 && sbx_cli_ports_start(r) < 0)
+        rc = sbx_store_fail("session %s is up, but its ports and proxy are not served: sbx port "
+                            "%.8s tries again",
                             r->id, r->id);
 out:
     sbx_store_unlock(lock);

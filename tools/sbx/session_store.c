@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "session_store.h"
 
 #define RECORD_FILE "session.json"
@@ -665,6 +666,24 @@ const char *sbx_store_status_name(enum sbx_store_status st)
 
 /* ---- options and attaching ---------------------------------------------------------------- */
 
+/* A NULL-terminated vector of the strings of array `key` (borrowed from o); an empty one when
+ * absent. NULL when out of memory. */
+static const char **strv_of(json_object *o, const char *key, const char ***out)
+{
+    json_object *a = NULL;
+    size_t n = json_object_object_get_ex(o, key, &a) && json_object_is_type(a, json_type_array)
+                   ? json_object_array_length(a)
+                   : 0;
+    const char **v = calloc(n + 1, sizeof(*v));
+    for (size_t i = 0, k = 0; v && i < n; i++) {
+        json_object *e = json_object_array_get_idx(a, i);
+        if (json_object_is_type(e, json_type_string))
+            v[k++] = json_object_get_string(e);
+    }
+    *out = v;
+    return v;
+}
+
 int sbx_store_opts_from_rec(const struct sbx_store_rec *r, struct sbx_store_opts *o)
 {
     memset(o, 0, sizeof(*o));
@@ -693,7 +712,14 @@ int sbx_store_opts_from_rec(const struct sbx_store_rec *r, struct sbx_store_opts
                     : 0;
     o->binds = calloc(nb + 1, sizeof(*o->binds));
     o->env = calloc(ne + 1, sizeof(*o->env));
-    if (!o->binds || !o->env) {
+    const char *net = jstr(opts, "net");
+    if (net && sbx_cli_parse_net(net, &o->so.net_mode) < 0) {
+        sbx_store_opts_free(o);
+        return sbx_store_fail("session %s: unknown network mode '%s' in session.json", r->id,
+                              net);
+    }
+    if (!strv_of(opts, "net_allow", &o->allow) || !strv_of(opts, "net_hosts", &o->hosts) ||
+        !o->binds || !o->env) {
         sbx_store_opts_free(o);
         return oom();
     }
@@ -716,6 +742,10 @@ int sbx_store_opts_from_rec(const struct sbx_store_rec *r, struct sbx_store_opts
     o->so.binds = o->binds;
     o->so.n_binds = nb;
     o->so.env = o->env;
+    if (o->so.net_mode == SBX_NET_PROXY) {
+        o->so.net_allow = o->allow;
+        o->so.net_hosts = o->hosts;
+    }
     return 0;
 }
 
@@ -723,8 +753,11 @@ void sbx_store_opts_free(struct sbx_store_opts *o)
 {
     free(o->binds);
     free(o->env);
+    free(o->allow);
+    free(o->hosts);
     o->binds = NULL;
     o->env = NULL;
+    o->allow = o->hosts = NULL;
 }
 
 static const char *label(const struct sbx_store_rec *r)

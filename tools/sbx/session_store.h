@@ -48,7 +48,8 @@ struct sbx_store_rec {
     char *workspace;     /* host path */
     int workspace_owned; /* sbx created it and removes it at rm */
     json_object *opts;   /* create options: hostname, binds, env, nproc, tmpfs_bytes,
-                            seccomp_policy, allow_ptrace (owned) */
+                            seccomp_policy, allow_ptrace, limits, net, net_allow, net_hosts
+                            (owned) */
     char *dir;           /* <statedir>/<id> */
     char *ctl;           /* <dir>/ctl.sock */
 };
@@ -109,6 +110,7 @@ struct sbx_store_opts {
     sbx_session_opts so;
     sbx_bind *binds;
     const char **env;
+    const char **allow, **hosts; /* net_allow, net_hosts */
 };
 int sbx_store_opts_from_rec(const struct sbx_store_rec *r, struct sbx_store_opts *o);
 void sbx_store_opts_free(struct sbx_store_opts *o);
