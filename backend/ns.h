@@ -18,6 +18,7 @@ struct sbx_sandbox {
     int attached; /* connected to another process's sandbox: not our child */
     struct sbx_cgroup *cg; /* the session's cgroups (limits), or NULL */
     struct sbx_ns_net *net; /* this process's egress proxy for the sandbox (ns_net.c), or NULL */
+    struct sbx_veth *veth;  /* the veth pair this process made (ns_net.c), or NULL */
     pthread_mutex_t lock; /* serialises writes on sock and reaping */
     char *id;
 };
@@ -58,7 +59,10 @@ int sbx__ns_connect(struct sbx_sandbox *sb, unsigned port, int *fd, int *errnum,
 
 /* ns_net.c: the egress proxy (net_serve); stop ends it (kill, destroy, detach call it). */
 int sbx__ns_net_serve(struct sbx_sandbox *sb, const struct sbx_backend_net *n, sbx_error **err);
+int sbx__ns_net_check(const struct sbx_backend_net *n, sbx_error **err);
 void sbx__ns_net_stop(struct sbx_sandbox *sb);
+/* Removes the veth pair now (kill); the kernel would with the sandbox's namespace. */
+void sbx__ns_veth_stop(struct sbx_sandbox *sb);
 
 /* ns_pty.c: the interactive-process ops of the ops table. */
 int sbx__ns_pty_start(struct sbx_sandbox *sb, const struct sbx_backend_pty_req *q,

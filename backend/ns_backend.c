@@ -32,6 +32,7 @@ static pid_t ns_agent_pid(const struct sbx_sandbox *sb)
 static void ns_kill(struct sbx_sandbox *sb)
 {
     sbx__ns_net_stop(sb);
+    sbx__ns_veth_stop(sb);
     pthread_mutex_lock(&sb->lock);
     if (sb->sock >= 0)
         close(sb->sock);
@@ -92,6 +93,7 @@ const struct sbx_backend_ops sbx__ns_backend_ops = {
     .pty_kill = sbx__ns_pty_kill,
     .connect = sbx__ns_connect,
     .net_serve = sbx__ns_net_serve,
+    .net_check = sbx__ns_net_check,
 };
 
 void sbx__ns_sock_timeouts(int fd)

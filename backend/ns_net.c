@@ -15,7 +15,9 @@
 #include <unistd.h>
 
 #include "net_proxy.h"
+#include "net_veth.h"
 #include "ns.h"
+#include <sbx/net.h>
 #include "wire.h"
 
 #define OP "start"
@@ -82,8 +84,51 @@ void sbx__ns_net_stop(struct sbx_sandbox *sb)
     free(n);
 }
 
+/* veth: the pair, made once by the process that starts the sandbox. */
+static int serve_veth(struct sbx_sandbox *sb, const struct sbx_backend_net *c, sbx_error **err)
+{
+    struct sbx_veth *v = calloc(1, sizeof(*v));
+    if (!v)
+        return sbx_err(err, SBX_ENOMEM, ENOMEM, OP, "out of memory");
+    int r = sbx__veth_setup(sb->pid, sb->id, c->range, v, err);
+    if (r < 0) {
+        free(v);
+        return r;
+    }
+    pthread_mutex_lock(&sb->lock);
+    struct sbx_veth *old = sb->veth;
+    sb->veth = v;
+    pthread_mutex_unlock(&sb->lock);
+    if (old) {
+        sbx__veth_teardown(old);
+        free(old);
+    }
+    return 0;
+}
+
+void sbx__ns_veth_stop(struct sbx_sandbox *sb)
+{
+    pthread_mutex_lock(&sb->lock);
+    struct sbx_veth *v = sb->veth;
+    sb->veth = NULL;
+    pthread_mutex_unlock(&sb->lock);
+    if (v) {
+        sbx__veth_teardown(v);
+        free(v);
+    }
+}
+
+int sbx__ns_net_check(const struct sbx_backend_net *c, sbx_error **err)
+{
+    return c->mode == SBX_NET_VETH && c->range ? sbx__veth_check_range(c->range, err) : 0;
+}
+
 int sbx__ns_net_serve(struct sbx_sandbox *sb, const struct sbx_backend_net *c, sbx_error **err)
 {
+    if (c->mode == SBX_NET_VETH)
+        return serve_veth(sb, c, err);
+    if (c->mode != SBX_NET_PROXY)
+        return 0;
     struct sbx_proxy_config pc = {.allow = c->allow, .hosts = c->hosts, .log = c->log,
                                   .log_arg = c->log_arg};
     struct sbx_ns_net *n = calloc(1, sizeof(*n));

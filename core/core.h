@@ -139,11 +139,12 @@ struct sbx_session_net {
     int mode;     /* enum sbx_net_mode */
     char **allow; /* proxy: NULL-terminated */
     char **hosts;
+    char *range;  /* veth: NULL for the default */
 };
 struct sbx_session_net *sbx__session_net(sbx_session *s);
 int sbx__net_init(sbx_session *s, const sbx_session_opts *o, sbx_error **err);
 int sbx__net_start(sbx_session *s, const struct sbx_backend_ops *ops, struct sbx_sandbox *sb,
-                   sbx_error **err);
+                   int starting, sbx_error **err);
 void sbx__net_clear(struct sbx_session_net *n);
 
 /* The instrumented operations' implementations; their public names (instrumented.c) wrap them

@@ -13,16 +13,28 @@
 int sbx__net_init(sbx_session *s, const sbx_session_opts *o, sbx_error **err)
 {
     struct sbx_session_net *n = sbx__session_net(s);
-    if (o->net_mode != SBX_NET_NONE && o->net_mode != SBX_NET_PROXY)
+    if (o->net_mode != SBX_NET_NONE && o->net_mode != SBX_NET_PROXY &&
+        o->net_mode != SBX_NET_VETH)
         return sbx_err(err, SBX_EINVAL, 0, "create",
-                       "net_mode %d is not a network mode (none 0, proxy 1)", o->net_mode);
+                       "net_mode %d is not a network mode (none 0, proxy 1, veth 2)",
+                       o->net_mode);
     n->mode = o->net_mode;
-    if (n->mode != SBX_NET_PROXY) {
-        if (o->net_allow || o->net_hosts)
-            return sbx_err(err, SBX_EINVAL, 0, "create",
-                           "net_allow and net_hosts need net_mode SBX_NET_PROXY");
+    if (n->mode != SBX_NET_PROXY && (o->net_allow || o->net_hosts))
+        return sbx_err(err, SBX_EINVAL, 0, "create",
+                       "net_allow and net_hosts need net_mode SBX_NET_PROXY");
+    if (n->mode != SBX_NET_VETH && o->net_range)
+        return sbx_err(err, SBX_EINVAL, 0, "create", "net_range needs net_mode SBX_NET_VETH");
+    if (n->mode == SBX_NET_VETH) {
+        struct sbx_backend_net bn = {.mode = n->mode, .range = o->net_range};
+        int r = sbx__ns_backend_ops.net_check(&bn, err);
+        if (r < 0)
+            return r;
+        if (o->net_range && !(n->range = strdup(o->net_range)))
+            return sbx_err(err, SBX_ENOMEM, ENOMEM, "create", "out of memory");
         return 0;
     }
+    if (n->mode != SBX_NET_PROXY)
+        return 0;
     static const char *const empty[] = {NULL};
     n->allow = sbx__strv_dup(o->net_allow ? o->net_allow : empty);
     n->hosts = sbx__strv_dup(o->net_hosts ? o->net_hosts : empty);
@@ -47,7 +59,9 @@ void sbx__net_clear(struct sbx_session_net *n)
 {
     sbx__strv_free(n->allow);
     sbx__strv_free(n->hosts);
+    free(n->range);
     n->allow = n->hosts = NULL;
+    n->range = NULL;
 }
 
 /* One proxy request as a pair of events: start with what was asked, finish with what
@@ -84,14 +98,17 @@ static void log_request(void *arg, const struct sbx_proxy_event *pe)
 }
 
 int sbx__net_start(sbx_session *s, const struct sbx_backend_ops *ops, struct sbx_sandbox *sb,
-                   sbx_error **err)
+                   int starting, sbx_error **err)
 {
     struct sbx_session_net *n = sbx__session_net(s);
-    if (n->mode != SBX_NET_PROXY)
+    /* A veth pair is made once, with the sandbox, and goes with it. */
+    if (n->mode == SBX_NET_NONE || (n->mode == SBX_NET_VETH && !starting))
         return 0;
     if (!ops->net_serve)
-        return sbx_err(err, SBX_ENOSYS, 0, "start", "this backend has no egress proxy");
-    struct sbx_backend_net bn = {.proxy_port = SBX_NET_PROXY_PORT,
+        return sbx_err(err, SBX_ENOSYS, 0, "start", "this backend has no network modes");
+    struct sbx_backend_net bn = {.mode = n->mode,
+                                 .range = n->range,
+                                 .proxy_port = SBX_NET_PROXY_PORT,
                                  .allow = (const char *const *)n->allow,
                                  .hosts = (const char *const *)n->hosts,
                                  .log = log_request,
@@ -105,7 +122,7 @@ int sbx_session_serve_network(sbx_session *s, sbx_error **err)
     struct sbx_sandbox *sb = sbx__session_acquire(s, &ops, "serve_network", err);
     if (!sb)
         return err && *err ? sbx_error_code(*err) : SBX_ESTATE;
-    int r = sbx__net_start(s, ops, sb, err);
+    int r = sbx__net_start(s, ops, sb, 0, err);
     sbx__session_release(s);
     return r;
 }

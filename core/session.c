@@ -345,7 +345,7 @@ int sbx__session_start_raw(sbx_session *s, sbx_error **err)
     pthread_mutex_lock(&s->lock);
     struct sbx_sandbox *sb = s->sb;
     pthread_mutex_unlock(&s->lock);
-    r = sb ? sbx__net_start(s, s->ops, sb, err) : 0;
+    r = sb ? sbx__net_start(s, s->ops, sb, 1, err) : 0;
     if (r < 0) {
         sbx_session_shutdown(s, NULL);
         return r;

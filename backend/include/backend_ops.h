@@ -230,8 +230,11 @@ struct sbx_proxy_event {
     double duration_ms;   /* from sbx__proxy_serve() to the end of the request */
 };
 
-/* The host side of a sandbox's network (net_serve): the egress proxy of the "proxy" mode. */
+/* The host side of a sandbox's network (net_serve): the egress proxy of the "proxy" mode, or
+ * the veth pair of the "veth" mode. */
 struct sbx_backend_net {
+    int mode;                  /* enum sbx_net_mode */
+    const char *range;         /* veth: IPv4 CIDR (NULL: the default) */
     unsigned proxy_port;       /* where the proxy listens inside, on 127.0.0.1 */
     const char *const *allow;  /* allowed destinations (docs/network-proxy.md) */
     const char *const *hosts;  /* "name=ip" overrides, NULL-terminated; may be NULL */
@@ -316,11 +319,14 @@ struct sbx_backend_ops {
      * when the sandbox could not be asked. Any thread. */
     int (*connect)(struct sbx_sandbox *sb, unsigned port, int *fd, int *errnum,
                    sbx_error **err);
-    /* Starts this process's host side of the sandbox's network: a listener on the sandbox's
-     * 127.0.0.1:proxy_port whose connections the host's proxy engine serves. Stops with
-     * kill, destroy and detach. Errors: SBX_EBUSY-like SBX_ESTATE when another process
+    /* Starts this process's host side of the sandbox's network: proxy: a listener on the
+     * sandbox's 127.0.0.1:proxy_port whose connections the host's proxy engine serves
+     * (stops with kill, destroy and detach); veth: the pair (removed at kill, else with the
+     * sandbox). Errors: SBX_EBUSY-like SBX_ESTATE when another process
      * serves it (the port is taken inside), SBX_EINVAL for a bad allow or hosts entry. */
     int (*net_serve)(struct sbx_sandbox *sb, const struct sbx_backend_net *n, sbx_error **err);
+    /* Checks a network configuration without touching the kernel (a veth range, say). */
+    int (*net_check)(const struct sbx_backend_net *n, sbx_error **err);
 };
 
 /* Compiles a policy to a BPF program for this machine's architecture (foreign ABIs are

@@ -35,11 +35,16 @@ enum sbx_net_mode {
      * ("proxy_request"). A program that ignores the variables still has no route anywhere.
      * docs/network.md. */
     SBX_NET_PROXY = 1,
+    /* Root only: a veth pair, "eth0" inside with an address from net_range and a default
+     * route via the host end ("sbx<id8>h"). Real routing; sbx adds no NAT or firewall rule
+     * (docs/network-veth.md gives the two a user would add). The pair goes with the sandbox. */
+    SBX_NET_VETH = 2,
 };
 #define SBX_NET_PROXY_PORT 3128u
 
 /* Starts this process's host side of a running session's network: the egress proxy of
- * SBX_NET_PROXY. start() does it for the process that starts the session; a process that
+ * SBX_NET_PROXY (a no-op for the other modes: a veth pair is made by start() and stays with
+ * the sandbox). start() does it for the process that starts the session; a process that
  * attached to a session whose starter has gone away (sbx_session_disown) calls it to take
  * the proxy over. Errors: SBX_ESTATE (not running, or another process serves the proxy),
  * SBX_EINVAL (a bad net_allow or net_hosts entry, context "entry"). A no-op for

@@ -118,6 +118,8 @@ typedef struct sbx_session_opts {
                                   subdomain, not the apex), or an IP literal. NULL: none */
     const char *const *net_hosts; /* SBX_NET_PROXY: NULL-terminated "name=ip" the proxy
                                   resolves before DNS (like /etc/hosts). NULL: none */
+    const char *net_range;     /* SBX_NET_VETH: private IPv4 range (CIDR) each session takes
+                                  a /30 of; NULL: "10.231.0.0/16" */
 } sbx_session_opts;
 
 #define SBX_SESSION_OPTS_INIT {.size = sizeof(sbx_session_opts)}

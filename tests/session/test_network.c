@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -208,4 +209,56 @@ Test(session_network, mode_none_reaches_no_host_port)
     free(out);
     sbx_session_free(s);
     close(l);
+}
+
+Test(session_network, veth_mode_gives_eth0_a_route_to_the_host_end_and_goes_with_the_session)
+{
+    SBX_TEST_SKIP_UNLESS(geteuid() == 0, "veth pairs need root");
+    sbx_session_opts o = SBX_SESSION_OPTS_INIT;
+    o.net_mode = SBX_NET_VETH;
+    o.net_range = "10.236.0.0/24";
+    sbx_session *s = sbx_test_start(&o);
+    char *out = NULL;
+    /* eth0's gateway is the host end: .1 of the session's /30; the sandbox is .2. */
+    cr_assert_eq(bash_in(s, "awk '$2 == \"00000000\" { print $1, $3 }' /proc/net/route", &out), 0);
+    unsigned gw = 0;
+    char ifname[16] = "";
+    cr_assert_eq(sscanf(out, "%15s %x", ifname, &gw), 2, "no default route: %s", out);
+    free(out);
+    cr_expect_str_eq(ifname, "eth0");
+    struct in_addr ga = {.s_addr = gw}; /* /proc/net/route is in network byte order */
+    char host_end[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &ga, host_end, sizeof(host_end));
+    cr_expect(strncmp(host_end, "10.236.0.", 9) == 0, "gateway %s outside the range", host_end);
+
+    /* Real traffic: a server on the host end's address answers a client inside. */
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr = ga};
+    socklen_t len = sizeof(a);
+    cr_assert_eq(bind(l, (struct sockaddr *)&a, sizeof(a)), 0, "bind %s: %s", host_end,
+                 strerror(errno));
+    cr_assert_eq(listen(l, 4), 0);
+    cr_assert_eq(getsockname(l, (struct sockaddr *)&a, &len), 0);
+    char script[256];
+    snprintf(script, sizeof(script), "exec 3<>/dev/tcp/%s/%u && printf 'over veth' >&3",
+             host_end, ntohs(a.sin_port));
+    cr_expect_eq(bash_in(s, script, &out), 0);
+    free(out);
+    struct timeval tv = {.tv_sec = 10};
+    setsockopt(l, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    int c = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+    cr_assert(c >= 0, "no connection from inside: %s", strerror(errno));
+    char buf[16] = {0};
+    cr_expect_eq(read(c, buf, 9), 9);
+    cr_expect_str_eq(buf, "over veth");
+    close(c);
+    close(l);
+
+    char host_if[16];
+    snprintf(host_if, sizeof(host_if), "sbx%.8sh", sbx_session_id(s));
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/sys/net/ipv4/conf/%s", host_if);
+    cr_expect_eq(access(path, F_OK), 0, "host end %s exists", host_if);
+    sbx_session_free(s);
+    cr_expect_neq(access(path, F_OK), 0, "host end %s left after the session", host_if);
 }

@@ -62,13 +62,15 @@ int sbx_cli_parse_size(const char *s, uint64_t *out);
 /* Parses a non-negative number of seconds ("1.5"); -1 if malformed. */
 double sbx_cli_parse_seconds(const char *s);
 /* Splits "SRC[:DST]" into a bind; DST defaults to SRC. Returns 0 or -1 with a message. */
-/* --net MODE: "none" or "proxy" (sbx/net.h); -1 for anything else. */
+/* --net MODE: "none", "proxy" or "veth" (sbx/net.h); -1 for anything else. */
 int sbx_cli_parse_net(const char *arg, int *mode);
 const char *sbx_cli_net_name(int mode);
 #define SBX_CLI_NET_HELP                                                                       \
-    "      --net MODE         none (default: only loopback) or proxy (an HTTP/HTTPS proxy\n"    \
-    "                         at 127.0.0.1:3128 inside, HTTP_PROXY set, reaching only the\n"   \
-    "                         --allow destinations; see docs/network.md)\n"                    \
+    "      --net MODE         none (default: only loopback), proxy (an HTTP/HTTPS proxy at\n"  \
+    "                         127.0.0.1:3128 inside, HTTP_PROXY set, reaching only the\n"      \
+    "                         --allow destinations) or veth (root: eth0 with a private\n"      \
+    "                         address and a route via the host; see docs/network.md)\n"        \
+    "      --net-range CIDR   with --net veth: the private range sessions take a /30 of\n"     \
     "      --allow HOST       with --net proxy: a destination the proxy lets through:\n"       \
     "                         example.com, *.example.com or an IP address (repeatable)\n"      \
     "      --add-host NAME=IP with --net proxy: resolve NAME to IP (repeatable)\n"

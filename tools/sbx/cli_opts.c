@@ -130,6 +130,8 @@ int sbx_cli_parse_net(const char *arg, int *mode)
         *mode = SBX_NET_NONE;
     else if (!strcmp(arg, "proxy"))
         *mode = SBX_NET_PROXY;
+    else if (!strcmp(arg, "veth"))
+        *mode = SBX_NET_VETH;
     else
         return -1;
     return 0;
@@ -137,5 +139,5 @@ int sbx_cli_parse_net(const char *arg, int *mode)
 
 const char *sbx_cli_net_name(int mode)
 {
-    return mode == SBX_NET_PROXY ? "proxy" : "none";
+    return mode == SBX_NET_PROXY ? "proxy" : mode == SBX_NET_VETH ? "veth" : "none";
 }

@@ -91,7 +91,7 @@ static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
 {
     enum { O_KEEP = 256, O_ROOT, O_HOSTNAME, O_BIND, O_RO_BIND, O_JSON, O_SECCOMP, O_PTRACE,
            O_NPROC, O_TMPFS, O_EVENTS, O_EVENTS_STDERR, O_TRACEPARENT, O_MEMORY, O_PIDS, O_CPUS,
-           O_BEST_EFFORT, O_NOFILE, O_FSIZE, O_NET, O_ALLOW, O_ADD_HOST };
+           O_BEST_EFFORT, O_NOFILE, O_FSIZE, O_NET, O_ALLOW, O_ADD_HOST, O_NET_RANGE };
     static const struct option longs[] = {
         {"workspace", required_argument, NULL, 'w'}, {"keep", no_argument, NULL, O_KEEP},
         {"root", required_argument, NULL, O_ROOT},   {"timeout", required_argument, NULL, 't'},
@@ -113,6 +113,7 @@ static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
         {"nofile", required_argument, NULL, O_NOFILE},
         {"fsize", required_argument, NULL, O_FSIZE},
         {"net", required_argument, NULL, O_NET},
+        {"net-range", required_argument, NULL, O_NET_RANGE},
         {"allow", required_argument, NULL, O_ALLOW},
         {"add-host", required_argument, NULL, O_ADD_HOST},
         {NULL, 0, NULL, 0}};
@@ -225,7 +226,10 @@ static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
             break;
         case O_NET:
             if (sbx_cli_parse_net(optarg, &ro->so.net_mode) < 0)
-                return fail("--net '%s' is not a network mode (none, proxy)", optarg);
+                return fail("--net '%s' is not a network mode (none, proxy, veth)", optarg);
+            break;
+        case O_NET_RANGE:
+            ro->so.net_range = optarg;
             break;
         case O_ALLOW:
         case O_ADD_HOST: {
@@ -258,6 +262,8 @@ static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
         return fail("%s", "no command given: sbx run [options] -- CMD [ARGS...]");
     if ((ro->n_allow || ro->n_hosts) && ro->so.net_mode != SBX_NET_PROXY)
         return fail("%s", "--allow and --add-host need --net proxy");
+    if (ro->so.net_range && ro->so.net_mode != SBX_NET_VETH)
+        return fail("%s", "--net-range needs --net veth");
     if (ro->so.net_mode == SBX_NET_PROXY) {
         ro->so.net_allow = ro->allow;
         ro->so.net_hosts = ro->hosts;

@@ -171,7 +171,7 @@ static char *absolute(const char *p, int must_exist)
 
 enum { O_NAME = 256, O_ROOT, O_SNAP, O_MANIFEST, O_HOSTNAME, O_BIND, O_RO_BIND, O_SECCOMP,
        O_PTRACE, O_NPROC, O_TMPFS, O_MEMORY, O_PIDS, O_CPUS, O_NOFILE, O_FSIZE, O_NET, O_ALLOW,
-       O_ADD_HOST };
+       O_ADD_HOST, O_NET_RANGE };
 
 static int create_option(struct create_args *a, int c, const char *arg)
 {
@@ -294,11 +294,15 @@ static int create_option(struct create_args *a, int c, const char *arg)
     case O_NET: {
         int mode;
         if (sbx_cli_parse_net(arg, &mode) < 0)
-            return sbx_cli_usage_error("create", "--net '%s' is not a network mode (none, proxy)",
+            return sbx_cli_usage_error("create", "--net '%s' is not a network mode (none, "
+                                                 "proxy, veth)",
                                        arg);
         json_object_object_add(a->opts, "net", json_object_new_string(sbx_cli_net_name(mode)));
         return 0;
     }
+    case O_NET_RANGE:
+        json_object_object_add(a->opts, "net_range", json_object_new_string(arg));
+        return 0;
     case O_ALLOW:
     case O_ADD_HOST: {
         const char *key = c == O_ALLOW ? "net_allow" : "net_hosts";
@@ -355,6 +359,7 @@ static int create_parse(int argc, char **argv, struct create_args *a)
         {"allow-ptrace", no_argument, NULL, O_PTRACE},
         {"publish", required_argument, NULL, 'p'},
         {"net", required_argument, NULL, O_NET},
+        {"net-range", required_argument, NULL, O_NET_RANGE},
         {"allow", required_argument, NULL, O_ALLOW},
         {"add-host", required_argument, NULL, O_ADD_HOST},
         {"help", no_argument, NULL, 'h'},
@@ -381,6 +386,9 @@ static int create_parse(int argc, char **argv, struct create_args *a)
     if (!proxy && (json_object_object_get_ex(a->opts, "net_allow", NULL) ||
                    json_object_object_get_ex(a->opts, "net_hosts", NULL)))
         return sbx_cli_usage_error("create", "--allow and --add-host need --net proxy");
+    int veth = net && !strcmp(json_object_get_string(net), "veth");
+    if (!veth && json_object_object_get_ex(a->opts, "net_range", NULL))
+        return sbx_cli_usage_error("create", "--net-range needs --net veth");
     return 0;
 }
 

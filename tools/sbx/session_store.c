@@ -746,6 +746,8 @@ int sbx_store_opts_from_rec(const struct sbx_store_rec *r, struct sbx_store_opts
         o->so.net_allow = o->allow;
         o->so.net_hosts = o->hosts;
     }
+    if (o->so.net_mode == SBX_NET_VETH)
+        o->so.net_range = jstr(opts, "net_range");
     return 0;
 }
 
