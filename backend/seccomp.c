@@ -84,6 +84,13 @@ static int export_bpf(scmp_filter_ctx ctx, unsigned char **out, size_t *len, sbx
 int sbx__seccomp_compile(const struct sbx_sc_policy *p, unsigned char **out, size_t *len,
                          sbx_error **err)
 {
+    if (p->default_action == SBX_SC_ALLOW && p->n_rules == 0) {
+        /* A policy that denies nothing loads no filter: the foreign-ABI kill only guards rules,
+         * and there are none. */
+        *out = NULL;
+        *len = 0;
+        return 0;
+    }
     scmp_filter_ctx ctx = seccomp_init(sc_action(p->default_action, p->default_errnum));
     if (!ctx)
         return sbx_err(err, SBX_ENOMEM, 0, "start", "seccomp_init");

@@ -124,6 +124,19 @@ Test(escape_seccomp, commands_run_under_a_filter_as_any_user)
     sbx_exec_result_free(r);
 }
 
+/* A policy that denies nothing loads no filter at all; no_new_privs stays. (Not a setting
+ * for untrusted code: it is what sbx-bench compares the default against.) */
+Test(escape_seccomp, a_policy_that_denies_nothing_loads_no_filter)
+{
+    sbx_session_opts o = SBX_SESSION_OPTS_INIT;
+    o.seccomp_policy = "default allow\n";
+    sbx_session *s = sbx_test_start(&o);
+    sbx_exec_result *r = sbx_test_sh(s, "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status");
+    cr_expect_str_eq((char *)r->out, "NoNewPrivs:\t1\nSeccomp:\t0\n");
+    sbx_exec_result_free(r);
+    sbx_session_free(s);
+}
+
 Test(escape_seccomp, the_kernel_keyring_is_refused)
 {
     /* Keyrings are shared with the host kernel; each call here works for any user. */

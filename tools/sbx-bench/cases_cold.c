@@ -69,3 +69,30 @@ static const char *const sh_echo_cmd[] = {"sh", "-c", "echo hi", NULL};
 const struct bench_case bench_case_cold_true = COLD_CASE("cold_true", "/bin/true", true_cmd);
 const struct bench_case bench_case_cold_sh_echo =
     COLD_CASE("cold_sh_echo", "sh -c 'echo hi'", sh_echo_cmd);
+
+/* What the layers cost: `sbx run -- /bin/true` as is (seccomp filter, no cgroup), with a
+ * policy that denies nothing (so no filter is loaded), and with cgroup limits (a session
+ * cgroup made, the agent placed in it, removed at the end). Run it with --gap-ms 300 too:
+ * placing a process into a v1 cgroup after the machine idled is what costs. */
+static const char *const sbx_run_noseccomp_args[] = {"run", "--seccomp", "/dev/null", "--",
+                                                     NULL};
+static const struct bench_wrapper sbx_run_noseccomp = {
+    .program = "sbx", .beside_self = 1, .args = sbx_run_noseccomp_args};
+static const char *const sbx_run_cgroup_args[] = {"run", "--pids", "1024", "--memory", "1G",
+                                                  "--", NULL};
+static const struct bench_wrapper sbx_run_cgroup = {
+    .program = "sbx", .beside_self = 1, .args = sbx_run_cgroup_args};
+
+static const struct bench_variant layer_variants[] = {
+    {.name = "sbx run", .ops = &bench_spawn_ops, .data = &bench_sbx_run_wrapper},
+    {.name = "no seccomp", .ops = &bench_spawn_ops, .data = &sbx_run_noseccomp},
+    {.name = "+cgroup", .ops = &bench_spawn_ops, .data = &sbx_run_cgroup},
+};
+
+const struct bench_case bench_case_cold_layers = {
+    .name = "cold_layers",
+    .title = "cold start: sbx run -- /bin/true, without seccomp, with cgroup limits",
+    .cmd = true_cmd,
+    .variants = layer_variants,
+    .n_variants = sizeof(layer_variants) / sizeof(layer_variants[0]),
+};
