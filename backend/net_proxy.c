@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "error_internal.h"
+#include "splice_pump.h"
 #include "util.h"
 
 #define HEAD_MAX      16384
@@ -47,7 +48,6 @@
 #define REPLY_MS      5000
 #define LINGER_MS     2000
 #define PUMP_ROUNDS   16
-#define SPLICE_CHUNK  (1 << 16)
 
 /* ---- addresses ---------------------------------------------------------------------- */
 
@@ -367,12 +367,11 @@ enum { S_HEAD, S_RESOLVE, S_CONNECT, S_RELAY, S_REPLY, S_LINGER, S_DEAD };
 
 struct dir {
     int *src, *dst;
-    int pipe[2];
-    size_t inpipe;
-    char *pre;
+    struct sbx_pump p;   /* the spliced bytes (common/splice_pump.h) */
+    char *pre;           /* bytes sent ahead of them: a 200 for CONNECT, a rewritten head */
     size_t prelen, preoff;
-    int pre_counts, eof, done;
-    uint64_t bytes;
+    int pre_counts;
+    uint64_t pre_bytes;  /* of pre, counted when pre_counts */
 };
 
 struct conn;
@@ -495,8 +494,8 @@ static void log_event(struct sbx_proxy *p, struct conn *c)
         .status = c->status,
         .reason = c->reason,
         .message = c->reason ? c->msg : NULL,
-        .bytes_up = c->d[0].bytes,
-        .bytes_down = c->d[1].bytes,
+        .bytes_up = c->d[0].pre_bytes + c->d[0].p.bytes,
+        .bytes_down = c->d[1].pre_bytes + c->d[1].p.bytes,
         .duration_ms = sbx__ms_since(c->t0),
     };
     p->log(p->log_arg, &ev);
@@ -520,11 +519,7 @@ static void finish(struct sbx_proxy *p, struct conn *c)
     close_side(p, c, 0);
     close_side(p, c, 1);
     for (int i = 0; i < 2; i++)
-        for (int k = 0; k < 2; k++)
-            if (c->d[i].pipe[k] >= 0) {
-                close(c->d[i].pipe[k]);
-                c->d[i].pipe[k] = -1;
-            }
+        sbx__pump_close(&c->d[i].p);
     release_slot(p, c);
     c->state = S_DEAD;
     if (c->prev)
@@ -584,7 +579,8 @@ __attribute__((format(printf, 5, 6))) static void refuse(struct sbx_proxy *p, st
     body[n] = '\0';
     c->status = status;
     c->reason = reason;
-    c->d[0].bytes = c->d[1].bytes = 0;
+    for (int i = 0; i < 2; i++)
+        c->d[i].pre_bytes = c->d[i].p.bytes = 0;
     if (c->job) {
         hub_cancel(p->hub, c->job);
         c->job = NULL;
@@ -930,26 +926,23 @@ static void relay_update(struct sbx_proxy *p, struct conn *c)
     uint32_t ev[2] = {0, 0};
     for (int i = 0; i < 2; i++) {
         struct dir *d = &c->d[i];
-        if (d->done)
-            continue;
-        int pending = d->preoff < d->prelen || d->inpipe > 0;
+        int wants = sbx__pump_wants(&d->p);
         int src = i, dst = 1 - i; /* d[0]: client -> upstream */
-        if (pending)
+        if (d->preoff < d->prelen || wants == SBX_PUMP_WANT_OUT)
             ev[dst] |= EPOLLOUT;
-        else if (!d->eof)
+        else if (wants == SBX_PUMP_WANT_IN)
             ev[src] |= EPOLLIN;
     }
     set_interest(p, c, 0, ev[0]);
     set_interest(p, c, 1, ev[1]);
-    if (c->d[0].done && c->d[1].done)
+    if (c->d[0].p.done && c->d[1].p.done)
         finish(p, c);
 }
 
-/* Moves what can be moved in one direction. 0, or -1 on a fatal error. */
+/* Moves what can be moved in one direction: the bytes ahead first, then the splice pump. 0,
+ * or -1 on a fatal error. */
 static int pump(struct dir *d)
 {
-    if (d->done)
-        return 0;
     while (d->preoff < d->prelen) {
         ssize_t k = send(*d->dst, d->pre + d->preoff, d->prelen - d->preoff,
                          MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -961,49 +954,9 @@ static int pump(struct dir *d)
             return -1;
         d->preoff += (size_t)k;
         if (d->pre_counts)
-            d->bytes += (uint64_t)k;
+            d->pre_bytes += (uint64_t)k;
     }
-    for (int round = 0; round < PUMP_ROUNDS; round++) {
-        int progress = 0;
-        if (!d->eof && d->inpipe == 0) {
-            ssize_t k = splice(*d->src, NULL, d->pipe[1], NULL, SPLICE_CHUNK,
-                               SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
-            if (k > 0) {
-                d->inpipe = (size_t)k;
-                progress = 1;
-            } else if (k == 0) {
-                d->eof = 1;
-                progress = 1;
-            } else if (errno == EINTR) {
-                continue;
-            } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
-                return -1;
-            }
-        }
-        while (d->inpipe > 0) {
-            ssize_t k = splice(d->pipe[0], NULL, *d->dst, NULL, d->inpipe,
-                               SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
-            if (k > 0) {
-                d->inpipe -= (size_t)k;
-                d->bytes += (uint64_t)k;
-                progress = 1;
-            } else if (k < 0 && errno == EINTR) {
-                continue;
-            } else if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                return 0;
-            } else {
-                return -1;
-            }
-        }
-        if (d->eof && d->inpipe == 0) {
-            shutdown(*d->dst, SHUT_WR);
-            d->done = 1;
-            return 0;
-        }
-        if (!progress)
-            return 0;
-    }
-    return 0;
+    return sbx__pump_run(&d->p, *d->src, *d->dst, PUMP_ROUNDS);
 }
 
 static void relay(struct sbx_proxy *p, struct conn *c)
@@ -1018,11 +971,11 @@ static void relay(struct sbx_proxy *p, struct conn *c)
 static void connected(struct sbx_proxy *p, struct conn *c)
 {
     for (int i = 0; i < 2; i++) {
-        if (pipe2(c->d[i].pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
-            c->d[i].pipe[0] = c->d[i].pipe[1] = -1;
+        int e = sbx__pump_open(&c->d[i].p, 0);
+        if (e < 0) {
             refuse(p, c, 503, "resource_exhausted",
                    "sbx proxy: cannot relay to %s:%u now: %s (try again later)", c->host,
-                   c->port, strerror(errno));
+                   c->port, strerror(-e));
             return;
         }
     }
@@ -1577,7 +1530,7 @@ int sbx__proxy_serve(struct sbx_proxy *p, int fd)
     for (int i = 0; i < 2; i++) {
         c->ep[i].c = c;
         c->ep[i].side = i;
-        c->d[i].pipe[0] = c->d[i].pipe[1] = -1;
+        sbx__pump_init(&c->d[i].p);
     }
     pthread_mutex_lock(&p->mu);
     if (p->stopping) {

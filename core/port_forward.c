@@ -3,14 +3,13 @@
  * One thread per forwarder waits in epoll on the listeners and on both sockets of every
  * relayed connection. An accepted client is paired with a socket the sandbox's agent
  * connected inside (ops->connect: one round trip, no process started); then each direction
- * moves through its own pipe with splice(), socket -> pipe -> socket, so the bytes never
- * enter user space. A direction reads only once its pipe is empty, which gives
- * back-pressure: a slow reader on one side slows the writer on the other, and memory stays
- * at two pipes per connection. EOF on one side becomes shutdown(SHUT_WR) on the other, and
- * the connection is closed once both directions ended (or at the first error).
+ * is a splice pump (common/splice_pump.h): socket -> pipe -> socket, the bytes never in user
+ * space, back-pressure, half-close passed through. The connection is closed once both
+ * directions ended (or at the first error). Each wake-up moves a bounded amount per
+ * connection, and epoll is level-triggered on what each pump waits for, so one busy
+ * connection does not starve the others.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -26,10 +25,12 @@
 
 #include "error_internal.h"
 #include "port_forward.h"
+#include "splice_pump.h"
 
 #define OP "resolve_exposed_port"
 #define MAX_CONNS 1024      /* relayed at once per session; more are reset */
 #define PIPE_BYTES (256 << 10)
+#define PUMP_ROUNDS 16      /* pipe-fulls per connection and wake-up */
 
 enum item_kind { IT_WAKE, IT_LISTENER, IT_SIDE };
 
@@ -50,17 +51,10 @@ struct side {
     struct conn *c;
 };
 
-/* One direction: bytes from s[i] wait in the pipe on their way to s[1 - i]. */
-struct dir {
-    int r, w;
-    size_t pending;
-    int eof;  /* s[i] reached EOF */
-    int shut; /* ... and s[1 - i] was shut for writing after the pipe drained */
-};
-
 struct conn {
-    struct side s[2]; /* 0: the host client, 1: the socket inside the sandbox */
-    struct dir d[2];
+    struct side s[2];      /* 0: the host client, 1: the socket inside the sandbox */
+    struct sbx_pump d[2];  /* d[i]: from s[i] to s[1 - i] */
+    uint32_t reg[2];       /* epoll events registered for s[i] */
     int dead;
     struct conn *prev, *next;
 };
@@ -100,8 +94,7 @@ static void conn_close(struct sbx_pfwd *f, struct conn *c)
     c->dead = 1;
     for (int i = 0; i < 2; i++) {
         close_fd(&c->s[i].fd); /* also leaves the epoll set */
-        close_fd(&c->d[i].r);
-        close_fd(&c->d[i].w);
+        sbx__pump_close(&c->d[i]);
     }
     if (c->prev)
         c->prev->next = c->next;
@@ -115,35 +108,26 @@ static void conn_close(struct sbx_pfwd *f, struct conn *c)
     atomic_fetch_sub(&f->active, 1);
 }
 
-/* Moves what can move in direction i; 0, or -1 when the connection broke. */
-static int pump(struct conn *c, int i)
+/* Waits (level-triggered) for what the two pumps wait for. -1 when epoll refused. */
+static int conn_interest(struct sbx_pfwd *f, struct conn *c)
 {
-    struct dir *d = &c->d[i];
-    int from = c->s[i].fd, to = c->s[1 - i].fd;
-    for (;;) {
-        if (d->pending > 0) {
-            ssize_t n = splice(d->r, NULL, to, NULL, d->pending, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-            if (n > 0) {
-                d->pending -= (size_t)n;
-                continue;
-            }
-            return n < 0 && (errno == EAGAIN || errno == EINTR) ? 0 : -1;
-        }
-        if (d->eof) {
-            if (!d->shut) {
-                shutdown(to, SHUT_WR);
-                d->shut = 1;
-            }
-            return 0;
-        }
-        ssize_t n = splice(from, NULL, d->w, NULL, PIPE_BYTES, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-        if (n > 0)
-            d->pending = (size_t)n;
-        else if (n == 0)
-            d->eof = 1;
-        else
-            return errno == EAGAIN || errno == EINTR ? 0 : -1;
+    uint32_t ev[2] = {0, 0};
+    for (int i = 0; i < 2; i++) {
+        int w = sbx__pump_wants(&c->d[i]);
+        if (w == SBX_PUMP_WANT_IN)
+            ev[i] |= EPOLLIN;
+        else if (w == SBX_PUMP_WANT_OUT)
+            ev[1 - i] |= EPOLLOUT;
     }
+    for (int i = 0; i < 2; i++) {
+        if (ev[i] == c->reg[i])
+            continue;
+        struct epoll_event e = {.events = ev[i], .data.ptr = &c->s[i]};
+        if (epoll_ctl(f->ep, EPOLL_CTL_MOD, c->s[i].fd, &e) < 0)
+            return -1;
+        c->reg[i] = ev[i];
+    }
+    return 0;
 }
 
 static void conn_pump(struct sbx_pfwd *f, struct conn *c)
@@ -151,23 +135,12 @@ static void conn_pump(struct sbx_pfwd *f, struct conn *c)
     if (c->dead)
         return;
     for (int i = 0; i < 2; i++)
-        if (pump(c, i) < 0) {
+        if (sbx__pump_run(&c->d[i], c->s[i].fd, c->s[1 - i].fd, PUMP_ROUNDS) < 0) {
             conn_close(f, c);
             return;
         }
-    if (c->d[0].shut && c->d[1].shut)
+    if ((c->d[0].done && c->d[1].done) || conn_interest(f, c) < 0)
         conn_close(f, c);
-}
-
-static int make_pipe(struct dir *d)
-{
-    int p[2];
-    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0)
-        return -1;
-    fcntl(p[0], F_SETPIPE_SZ, PIPE_BYTES); /* best effort: the default 64 KiB also works */
-    d->r = p[0];
-    d->w = p[1];
-    return 0;
 }
 
 static void conn_start(struct sbx_pfwd *f, int client, int inside)
@@ -182,7 +155,7 @@ static void conn_start(struct sbx_pfwd *f, int client, int inside)
     int fds[2] = {client, inside};
     for (int i = 0; i < 2; i++) {
         c->s[i] = (struct side){.it = {IT_SIDE}, .fd = fds[i], .c = c};
-        c->d[i].r = c->d[i].w = -1;
+        sbx__pump_init(&c->d[i]);
         /* The relay adds no batching of its own: the senders did theirs. */
         setsockopt(fds[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
@@ -191,10 +164,10 @@ static void conn_start(struct sbx_pfwd *f, int client, int inside)
         f->conns->prev = c;
     f->conns = c;
     atomic_fetch_add(&f->active, 1);
-    int ok = make_pipe(&c->d[0]) == 0 && make_pipe(&c->d[1]) == 0;
+    int ok = sbx__pump_open(&c->d[0], PIPE_BYTES) == 0 &&
+             sbx__pump_open(&c->d[1], PIPE_BYTES) == 0;
     for (int i = 0; ok && i < 2; i++) {
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-                                 .data.ptr = &c->s[i]};
+        struct epoll_event ev = {.events = 0, .data.ptr = &c->s[i]};
         ok = epoll_ctl(f->ep, EPOLL_CTL_ADD, fds[i], &ev) == 0;
     }
     if (!ok) {
