@@ -19,6 +19,7 @@ struct sbx_sandbox {
     struct sbx_cgroup *cg; /* the session's cgroups (limits), or NULL */
     struct sbx_ns_net *net; /* this process's egress proxy for the sandbox (ns_net.c), or NULL */
     struct sbx_veth *veth;  /* the veth pair this process made (ns_net.c), or NULL */
+    int landlock_abi;       /* what READY said commands get (0: none); -1: unknown */
     pthread_mutex_t lock; /* serialises writes on sock and reaping */
     char *id;
 };

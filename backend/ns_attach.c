@@ -103,6 +103,7 @@ int sbx__ns_attach(const char *path, pid_t agent_pid, const char *id, struct sbx
     sb->range_mapped = ids.range_mapped;
     /* Its cgroups, found from the agent itself: whoever ends the sandbox removes them. */
     sb->cg = id ? sbx__cg_of_pid(agent_pid, id) : NULL;
+    sb->landlock_abi = -1; /* not ours to know: READY went to the creator */
     pthread_mutex_init(&sb->lock, NULL);
     sbx__ns_sock_timeouts(fd);
     *out = sb;

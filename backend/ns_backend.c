@@ -27,6 +27,11 @@ static pid_t ns_agent_pid(const struct sbx_sandbox *sb)
     return sb->pid;
 }
 
+static int ns_landlock_abi(const struct sbx_sandbox *sb)
+{
+    return sb->landlock_abi;
+}
+
 /* Sends the kill and returns at once: the teardown runs on while the caller does other
  * cleanup (removing a temporary workspace, say); destroy() waits for it. */
 static void ns_kill(struct sbx_sandbox *sb)
@@ -94,6 +99,7 @@ const struct sbx_backend_ops sbx__ns_backend_ops = {
     .connect = sbx__ns_connect,
     .net_serve = sbx__ns_net_serve,
     .net_check = sbx__ns_net_check,
+    .landlock_abi = ns_landlock_abi,
 };
 
 void sbx__ns_sock_timeouts(int fd)

@@ -271,6 +271,9 @@ static int recv_ready(struct sbx_sandbox *sb, sbx_error **err)
         return sbx_err(err, SBX_EBACKEND, -r, "start",
                        "sandbox agent exited while starting");
     if (h.type == SBX_MSG_READY) {
+        struct sbx_rbuf rb = {.data = p, .len = h.len};
+        uint32_t abi = sbx__rbuf_u32(&rb);
+        sb->landlock_abi = rb.bad ? -1 : (int)abi;
         free(p);
         return 0;
     }
@@ -379,6 +382,7 @@ int sbx__ns_start_begin(const struct sbx_backend_config *c, struct sbx_sandbox *
     }
     sb->sock = sb->pidfd = -1;
     sb->cg = cg;
+    sb->landlock_abi = -1; /* until READY says */
     pthread_mutex_init(&sb->lock, NULL);
     sb->range_mapped = ids.range_mapped;
 

@@ -20,7 +20,8 @@
 
 enum sbx_wire_type {
     SBX_MSG_CONFIG = 1,      /* host -> agent, main: sandbox layout; fds: bind sources */
-    SBX_MSG_READY = 2,       /* agent -> host, main: root assembled, serving */
+    SBX_MSG_READY = 2,       /* agent -> host, main: root assembled, serving: {u32 Landlock
+                                ABI of commands, 0 for none} */
     SBX_MSG_SETUP_ERROR = 3, /* agent -> host, main: {u32 errno, str stage, str detail} */
     SBX_MSG_OP_OPEN = 4,     /* host -> agent, main: fds: [channel] */
     SBX_MSG_CONNECT = 5,     /* host -> agent, main: {u32 port}; fds: [reply socket]. The

@@ -444,6 +444,17 @@ pid_t sbx_session_agent_pid(const sbx_session *s)
     return pid;
 }
 
+int sbx_session_landlock_abi(const sbx_session *s)
+{
+    if (!s)
+        return -1;
+    sbx_session *m = (sbx_session *)s; /* the lock is not part of the logical state */
+    pthread_mutex_lock(&m->lock);
+    int abi = m->state == ST_RUNNING && m->ops->landlock_abi ? m->ops->landlock_abi(m->sb) : -1;
+    pthread_mutex_unlock(&m->lock);
+    return abi;
+}
+
 static void remove_owned_workspace(sbx_session *s)
 {
     if (s->owned_dir && !(s->flags & SBX_SESSION_KEEP_WORKSPACE))

@@ -155,7 +155,12 @@ static int setup(int sock)
      * inside, letting a root command set PID 1's oom_score_adj or autogroup nice. */
     sbx_agent_dumpable = range_mapped;
     prctl(PR_SET_DUMPABLE, sbx_agent_dumpable, 0, 0, 0); /* uid changes reset it */
-    if (sbx__wire_send(sock, SBX_MSG_READY, NULL, 0, NULL, 0) < 0)
+    /* READY says which Landlock ABI commands get (0: none), for the host to report. */
+    struct sbx_wbuf rb = {0};
+    sbx__wbuf_u32(&rb, sbx_agent_landlock_abi > 0 ? (uint32_t)sbx_agent_landlock_abi : 0);
+    r = rb.failed ? -1 : sbx__wire_send(sock, SBX_MSG_READY, rb.data, rb.len, NULL, 0);
+    sbx__wbuf_free(&rb);
+    if (r < 0)
         return -1;
     return detached;
 }

@@ -327,6 +327,9 @@ struct sbx_backend_ops {
     int (*net_serve)(struct sbx_sandbox *sb, const struct sbx_backend_net *n, sbx_error **err);
     /* Checks a network configuration without touching the kernel (a veth range, say). */
     int (*net_check)(const struct sbx_backend_net *n, sbx_error **err);
+    /* The Landlock ABI the sandbox's commands are restricted with (0: the kernel has none);
+     * -1 when unknown (an attached sandbox). */
+    int (*landlock_abi)(const struct sbx_sandbox *sb);
 };
 
 /* Compiles a policy to a BPF program for this machine's architecture (foreign ABIs are

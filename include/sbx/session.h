@@ -192,6 +192,12 @@ SBX_API const char *sbx_session_id(const sbx_session *s);
 /* Host pid of the agent (PID 1 inside), or 0 when not running. For diagnostics and tests. */
 SBX_API pid_t sbx_session_agent_pid(const sbx_session *s);
 
+/* The Landlock ABI version the kernel restricts this session's commands with (1 and up), 0
+ * when the kernel has no Landlock (commands then run behind the mount table and the seccomp
+ * filter only: sbx never fails for want of it, and says so here), or -1 when unknown (not
+ * running, or attached to another process's sandbox). Thread safety: any thread. */
+SBX_API int sbx_session_landlock_abi(const sbx_session *s);
+
 /* Connects a session made with sbx_session_new() (usually from the state JSON of the
  * session that started the sandbox) to that running sandbox through its control_socket.
  * The session is then running: exec, file and archive calls, stop() and shutdown() work as

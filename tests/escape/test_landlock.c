@@ -169,3 +169,15 @@ Test(escape_landlock, read_write_binds_stay_writable)
     cr_expect_eq(rmdir(dir), 0);
     cr_expect_eq(rmdir(ws), 0);
 }
+
+/* The session says which Landlock ABI its commands got: the kernel's, or 0 without one (run
+ * anyway), and -1 once it is down. */
+Test(escape_landlock, the_session_reports_the_abi_its_commands_get)
+{
+    sbx_session *s = sbx_test_start(NULL);
+    int abi = landlock_abi();
+    cr_expect_eq(sbx_session_landlock_abi(s), abi, "host kernel ABI %d", abi);
+    cr_assert_eq(sbx_session_shutdown(s, NULL), 0);
+    cr_expect_eq(sbx_session_landlock_abi(s), -1);
+    sbx_session_free(s);
+}

@@ -473,7 +473,10 @@ static int launch(struct create_args *a, struct sbx_store_rec *r, sbx_session_op
         print_err(NULL, err);
     else if (sbx_store_save_state(r, state) < 0 || sbx_store_save(r) < 0)
         rc = -1;
-    else if ((rc = sbx_session_disown(s, &err)) < 0)
+    else if (sbx_session_landlock_abi(s) == 0)
+        fprintf(stderr, "sbx: note: this kernel has no Landlock: commands run behind the "
+                        "mount table and the seccomp filter only (see sbx doctor)\n");
+    if (rc == 0 && (rc = sbx_session_disown(s, &err)) < 0)
         print_err(NULL, err);
     free(state);
     if (rc < 0) {
