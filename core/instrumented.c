@@ -2,13 +2,13 @@
  *
  * Each one wraps the operation's implementation (sbx__*_raw, in session.c, lifecycle.c,
  * files.c and archive.c) between a start and a finish event, with the op's `data` keys built
- * here from the arguments and the result (EVENTS.md §3). A session without instrumentation
- * takes the direct path: one pointer test.
+ * here from the arguments and the result (EVENTS.md §3), keys added in sorted order so that
+ * events.c can serialise them as they are. A session without instrumentation takes the
+ * direct path: one pointer test; one whose events have no sink, or a call nested in another
+ * instrumented call, builds no data either.
  *
- * resolve_exposed_port does not exist yet. When it does, wrap it like running(): start data
- * {"port": requested}, finish data replacing it with {"server.port": p} plus
- * "server.address" only for a loopback host (localhost, ::1, 127.0.0.0/8, compared
- * case-insensitively after trimming), ok = true unless it failed.
+ * resolve_exposed_port is wrapped in ports.c, next to its implementation, and the proxy's
+ * per-request events are emitted by net.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,7 +134,7 @@ static int plain_op(sbx_session *s, const char *op, int (*fn)(sbx_session *, sbx
                     sbx_error **err)
 {
     struct sbx__ev_bind *b = bind_of(s);
-    if (!b)
+    if (!sbx__ev_live(b))
         return fn(s, err);
     struct sbx__ev_call c;
     sbx_error *e = NULL;
@@ -166,7 +166,7 @@ int sbx_session_shutdown(sbx_session *s, sbx_error **err)
 int sbx_session_running(sbx_session *s)
 {
     struct sbx__ev_bind *b = bind_of(s);
-    if (!b)
+    if (!sbx__ev_live(b))
         return sbx__session_running_raw(s);
     struct sbx__ev_call c;
     int r = sbx__ev_begin(b, &c, "running", NULL, NULL);
@@ -197,14 +197,14 @@ static json_object *exec_data(const sbx_exec_opts *o)
     if (!o || o->size != sizeof(*o))
         return d;
     json_object_object_add(d, "command", strv_json(o->argv));
-    json_object_object_add(d, "timeout_s",
-                           o->timeout_s > 0 ? json_object_new_double(o->timeout_s) : NULL);
     json_object *shell;
     if (o->shell == SBX_SHELL_CUSTOM)
         shell = strv_json(o->shell_argv);
     else
         shell = json_object_new_boolean(o->shell != SBX_SHELL_NONE);
     json_object_object_add(d, "shell", shell);
+    json_object_object_add(d, "timeout_s",
+                           o->timeout_s > 0 ? json_object_new_double(o->timeout_s) : NULL);
     json_object_object_add(d, "user", str_or_null(o->user));
     return d;
 }
@@ -213,7 +213,7 @@ int sbx_session_exec(sbx_session *s, const sbx_exec_opts *o, sbx_exec_result **o
                      sbx_error **err)
 {
     struct sbx__ev_bind *b = bind_of(s);
-    if (!b)
+    if (!sbx__ev_live(b))
         return sbx__session_exec_raw(s, o, out, err);
     struct sbx__ev_call c;
     sbx_error *e = NULL;
@@ -247,11 +247,11 @@ int sbx_session_exec(sbx_session *s, const sbx_exec_opts *o, sbx_exec_result **o
 static json_object *file_data(const char *path, const char *user, int in_fd)
 {
     json_object *d = json_object_new_object();
-    json_object_object_add(d, "path", str_or_null(path));
-    json_object_object_add(d, "user", str_or_null(user));
     int64_t n = remaining_len(in_fd);
     if (n >= 0)
         json_object_object_add(d, "bytes", json_object_new_int64(n));
+    json_object_object_add(d, "path", str_or_null(path));
+    json_object_object_add(d, "user", str_or_null(user));
     return d;
 }
 
@@ -259,7 +259,7 @@ int sbx_session_read(sbx_session *s, const char *path, const char *user, int out
                      uint64_t *bytes, sbx_error **err)
 {
     struct sbx__ev_bind *b = bind_of(s);
-    if (!b)
+    if (!sbx__ev_live(b))
         return sbx__session_read_raw(s, path, user, out_fd, bytes, err);
     struct sbx__ev_call c;
     sbx_error *e = NULL;
@@ -277,7 +277,7 @@ int sbx_session_write(sbx_session *s, const char *path, const char *user, int in
                       uint64_t *bytes, sbx_error **err)
 {
     struct sbx__ev_bind *b = bind_of(s);
-    if (!b)
+    if (!sbx__ev_live(b))
         return sbx__session_write_raw(s, path, user, in_fd, bytes, err);
     struct sbx__ev_call c;
     sbx_error *e = NULL;
@@ -294,10 +294,9 @@ int sbx_session_write(sbx_session *s, const char *path, const char *user, int in
 int sbx_session_persist_workspace(sbx_session *s, int out_fd, sbx_error **err)
 {
     struct sbx__ev_bind *b = bind_of(s);
-    if (!b)
+    if (!sbx__ev_live(b))
         return sbx__session_persist_raw(s, out_fd, err);
     json_object *d = json_object_new_object();
-    json_object_object_add(d, "workspace_root", str_or_null(sbx_session_root(s)));
     struct sbx_session_life *l = sbx__session_life(s);
     pthread_mutex_lock(&l->lock);
     if (l->st && l->st->snap_kind == SBX_SNAP_LOCAL && l->st->snap_base && l->st->snap_id) {
@@ -308,6 +307,7 @@ int sbx_session_persist_workspace(sbx_session *s, int out_fd, sbx_error **err)
         }
     }
     pthread_mutex_unlock(&l->lock);
+    json_object_object_add(d, "workspace_root", str_or_null(sbx_session_root(s)));
     struct sbx__ev_call c;
     sbx_error *e = NULL;
     int r = sbx__ev_begin(b, &c, "persist_workspace", d, &e);
@@ -330,13 +330,13 @@ int sbx_session_persist_workspace(sbx_session *s, int out_fd, sbx_error **err)
 int sbx_session_hydrate_workspace(sbx_session *s, int in_fd, sbx_error **err)
 {
     struct sbx__ev_bind *b = bind_of(s);
-    if (!b)
+    if (!sbx__ev_live(b))
         return sbx__session_hydrate_raw(s, in_fd, err);
     json_object *d = json_object_new_object();
-    json_object_object_add(d, "untar_dir", str_or_null(sbx_session_root(s)));
     int64_t n = remaining_len(in_fd);
     if (n >= 0)
         json_object_object_add(d, "bytes", json_object_new_int64(n));
+    json_object_object_add(d, "untar_dir", str_or_null(sbx_session_root(s)));
     struct sbx__ev_call c;
     sbx_error *e = NULL;
     int r = sbx__ev_begin(b, &c, "hydrate_workspace", d, &e);

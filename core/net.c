@@ -70,7 +70,7 @@ static void log_request(void *arg, const struct sbx_proxy_event *pe)
 {
     sbx_session *s = arg;
     struct sbx__ev_bind *b = *sbx__session_ev(s);
-    if (!b)
+    if (!sbx__ev_live(b))
         return;
     json_object *d = json_object_new_object();
     json_object_object_add(d, "method", pe->method ? json_object_new_string(pe->method) : NULL);

@@ -135,7 +135,7 @@ int sbx_session_resolve_exposed_port(sbx_session *s, unsigned port, sbx_endpoint
                                      sbx_error **err)
 {
     struct sbx__ev_bind *b = s ? *sbx__session_ev(s) : NULL;
-    if (!b)
+    if (!sbx__ev_live(b))
         return sbx__session_resolve_port_raw(s, port, out, err);
     struct sbx__ev_call c;
     sbx_error *e = NULL;
@@ -150,10 +150,10 @@ int sbx_session_resolve_exposed_port(sbx_session *s, unsigned port, sbx_endpoint
         if (r == 0) {
             /* Replaces the start data. */
             fin = json_object_new_object();
-            json_object_object_add(fin, "server.port", json_object_new_int((int)out->port));
             if (loopback_host(out->host))
                 json_object_object_add(fin, "server.address",
                                        json_object_new_string(out->host));
+            json_object_object_add(fin, "server.port", json_object_new_int((int)out->port));
         }
         r = sbx__ev_end(b, &c, r, &e, fin, 0, 1, NULL);
     }

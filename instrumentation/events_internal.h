@@ -1,12 +1,14 @@
 /* events_internal.h — the instrumentation layer's pieces, shared by events.c, sinks.c and
  * policy.c, and the hooks core/instrumented.c calls around each public operation. Internal.
  *
- * Data flow of one event: core builds `data` for the op; events.c adds the common fields into a
- * json object (the record, raw exec output kept aside), then for each sink resolves the
- * effective policy (defaults < instrumentation < op < sink, presence bits only), applies it to
- * a copy (policy.c), serialises the copy with sorted keys and hands it to the sink (sinks.c).
- * Nothing but the policy-applied copy ever reaches a sink, so redaction happens before any
- * byte leaves the process. */
+ * Data flow of one event: core builds `data` for the op (keys inserted in sorted order where it
+ * can); events.c keeps the common fields of the record as plain values (raw exec output kept
+ * aside), then for each sink resolves the effective policy (defaults < instrumentation < op <
+ * sink, presence bits only), applies it to what the policy touches (policy.c: a copy of
+ * `data`, the output streams, the error message) and writes the line with sorted keys, json-c
+ * serialising every value that is not one of sbx's own ids, numbers or timestamps. Sinks whose
+ * effective policies are equal share one line. Nothing but the policy-applied line ever
+ * reaches a sink, so redaction happens before any byte leaves the process. */
 #ifndef SBX_EVENTS_INTERNAL_H
 #define SBX_EVENTS_INTERNAL_H
 
@@ -56,9 +58,20 @@ struct sbx__ev_raw {
     int has_output; /* an exec finish event that returned a result */
 };
 
-/* A copy of `ev` with the policy applied and keys sorted (the JSON line form). NULL on OOM. */
+/* A copy of the record tree `ev` with the policy applied and keys sorted (the JSON line form).
+ * NULL on OOM. The unit tests' view of what sbx__policy_data/_stream do to a line. */
 json_object *sbx__policy_apply(const struct sbx__policy_eff *p, json_object *ev,
                                const struct sbx__ev_raw *raw);
+/* `data` (keys sorted) as the policy lets it out: a new reference to data itself when the
+ * policy changes nothing, else a sorted copy without `bytes` and/or with redacted strings.
+ * NULL on OOM. */
+json_object *sbx__policy_data(const struct sbx__policy_eff *p, json_object *data);
+/* One output stream under the policy: *text (malloc'd, decoded, redacted, truncated) when the
+ * policy includes output, else NULL; returns 1 when the digest of the stripped (redacted)
+ * stream is to be shown, in hash ("" if it failed), else 0. Out of memory: NULL and 0. */
+int sbx__policy_stream(const struct sbx__policy_eff *p, const unsigned char *raw,
+                       size_t raw_len, size_t max_chars, char **text, size_t *text_len,
+                       char hash[65]);
 
 /* Helpers, exposed for the unit tests. All return malloc'd strings (NULL on OOM). */
 char *sbx__utf8_decode(const void *p, size_t n, size_t *out_len); /* invalid -> U+FFFD */
@@ -96,7 +109,7 @@ struct sbx_event {
     const char *phase;
     const char *session_id;
     uint64_t seq;
-    json_object *obj; /* the policy-applied copy */
+    size_t json_len; /* strlen(json) */
 };
 
 struct sbx_event_sink {
@@ -139,6 +152,10 @@ int sbx__ev_bind_new(sbx_events *ev, sbx_session *s, const char *session_id,
 /* Delivers nothing further and drops the reference. NULL is a no-op. */
 void sbx__ev_bind_free(struct sbx__ev_bind *b);
 int sbx__ev_bind_set_traceparent(struct sbx__ev_bind *b, const char *tp, sbx_error **err);
+
+/* Whether a call on b now would emit: b has sinks and this thread is not inside another
+ * instrumented call. Core skips building event data when it would not. */
+int sbx__ev_live(const struct sbx__ev_bind *b);
 
 /* One instrumented call, on the caller's stack. */
 struct sbx__ev_call {

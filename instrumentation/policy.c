@@ -161,7 +161,8 @@ char *sbx__redact(const regex_t *re, size_t n_re, const char *s, size_t len, siz
     memcpy(cur, s, len);
     cur[len] = '\0';
     size_t cur_len = len;
-    for (size_t i = 0; i < n_re; i++) {
+    /* An empty string stays empty (an empty match redacts nothing): no regexec needed. */
+    for (size_t i = 0; len && i < n_re; i++) {
         size_t nl = 0;
         char *next = redact_one(&re[i], cur, cur_len, &nl);
         free(cur);
@@ -285,33 +286,64 @@ static void sha256_hex(const void *p, size_t n, char hex[65])
         snprintf(hex + 2 * i, 3, "%02x", md[i]);
 }
 
-/* stdout or stderr of an exec finish event under the policy. */
+int sbx__policy_stream(const struct sbx__policy_eff *p, const unsigned char *raw,
+                       size_t raw_len, size_t max_chars, char **text, size_t *text_len,
+                       char hash[65])
+{
+    *text = NULL;
+    *text_len = 0;
+    hash[0] = '\0';
+    if (!p->include_exec_output && !p->hash_dropped_output)
+        return 0; /* stripped, nothing shown of it */
+    size_t dl = 0, rl = 0;
+    char *dec = sbx__utf8_decode(raw ? raw : (const unsigned char *)"", raw ? raw_len : 0, &dl);
+    char *red = dec && p->n_re ? sbx__redact(p->re, p->n_re, dec, dl, &rl) : NULL;
+    const char *t = red ? red : dec;
+    size_t tl = red ? rl : dl;
+    if (!t || (p->n_re && !red)) {
+        /* Out of memory: fail closed, nothing of the stream leaves. */
+    } else if (p->include_exec_output) {
+        *text = sbx__truncate_chars(t, tl, max_chars, text_len);
+    } else if (p->hash_dropped_output) {
+        sha256_hex(t, tl, hash); /* "" if the digest failed */
+        free(dec);
+        free(red);
+        return 1;
+    }
+    free(dec);
+    free(red);
+    return 0;
+}
+
+/* stdout or stderr of an exec finish event under the policy, into a record tree. */
 static void apply_stream(const struct sbx__policy_eff *p, json_object *ev, const char *key,
                          const char *hash_key, const unsigned char *raw, size_t raw_len,
                          size_t max_chars)
 {
-    size_t dl = 0, rl = 0, tl = 0;
-    char *dec = sbx__utf8_decode(raw ? raw : (const unsigned char *)"", raw ? raw_len : 0, &dl);
-    char *red = dec && p->n_re ? sbx__redact(p->re, p->n_re, dec, dl, &rl) : NULL;
-    const char *text = red ? red : dec;
-    size_t text_len = red ? rl : dl;
-    if (!text || (p->n_re && !red)) {
-        /* Out of memory: fail closed, nothing of the stream leaves. */
-        json_object_object_add(ev, key, NULL);
-    } else if (p->include_exec_output) {
-        char *t = sbx__truncate_chars(text, text_len, max_chars, &tl);
-        json_object_object_add(ev, key, t ? json_object_new_string_len(t, (int)tl) : NULL);
-        free(t);
-    } else {
-        json_object_object_add(ev, key, NULL);
-        if (p->hash_dropped_output) {
-            char hex[65];
-            sha256_hex(text, text_len, hex);
-            json_object_object_add(ev, hash_key, json_object_new_string(hex));
-        }
-    }
-    free(dec);
-    free(red);
+    char *text = NULL, hash[65];
+    size_t tl = 0;
+    int hashed = sbx__policy_stream(p, raw, raw_len, max_chars, &text, &tl, hash);
+    json_object_object_add(ev, key, text ? json_object_new_string_len(text, (int)tl) : NULL);
+    if (hashed)
+        json_object_object_add(ev, hash_key, json_object_new_string(hash));
+    free(text);
+}
+
+json_object *sbx__policy_data(const struct sbx__policy_eff *p, json_object *data)
+{
+    json_object *bytes = NULL;
+    int drop = !p->include_write_len && json_object_object_get_ex(data, "bytes", &bytes);
+    if (!drop && !p->n_re)
+        return json_object_get(data);
+    /* A copy: the record's data is shared with the other sinks. */
+    json_object *c = sbx__json_sorted(data);
+    if (!c)
+        return NULL;
+    if (drop)
+        json_object_object_del(c, "bytes");
+    if (p->n_re)
+        redact_tree(p, c);
+    return c;
 }
 
 json_object *sbx__policy_apply(const struct sbx__policy_eff *p, json_object *ev,

@@ -1,4 +1,6 @@
 /* trace_id.c — trace and span ids in the W3C Trace Context format. */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -6,22 +8,92 @@
 #include "trace.h"
 #include "util.h"
 
+/* The pool: one getrandom() per 256 bytes instead of one per id (an exec's two events take
+ * 48 bytes). The bytes still come from the kernel's CSPRNG, and each is handed out once. A
+ * forked child must not repeat its parent's ids: the atfork handler bumps the generation,
+ * which empties every pool of the child (only the forking thread survives there). */
+#define POOL 256
+static _Thread_local unsigned char tl_pool[POOL];
+static _Thread_local size_t tl_used = POOL;
+static _Thread_local unsigned tl_gen;
+static atomic_uint fork_gen = 1;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void on_fork_child(void)
+{
+    atomic_fetch_add(&fork_gen, 1);
+}
+
+static void atfork_init(void)
+{
+    (void)pthread_atfork(NULL, NULL, on_fork_child);
+}
+
+static void refill(void)
+{
+    size_t got = 0;
+    while (got < POOL) {
+        ssize_t r = getrandom(tl_pool + got, POOL - got, 0);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    if (got < POOL) {
+        /* No entropy source (seccomp, very old kernel): unique-ish, not unpredictable. */
+        static atomic_ullong ctr;
+        uint64_t t = (sbx__now_ns() ^ (atomic_fetch_add(&ctr, 1) * 0x9e3779b97f4a7c15ull)) | 1;
+        for (size_t i = got; i < POOL; i++) {
+            t ^= t << 13;
+            t ^= t >> 7;
+            t ^= t << 17;
+            tl_pool[i] = (unsigned char)(t >> 24);
+        }
+    }
+    tl_used = 0;
+}
+
+void sbx__random_bytes(void *out, size_t n)
+{
+    pthread_once(&atfork_once, atfork_init);
+    unsigned gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
+    if (tl_gen != gen) {
+        tl_gen = gen;
+        tl_used = POOL;
+    }
+    unsigned char *o = out;
+    while (n) {
+        if (tl_used == POOL)
+            refill();
+        size_t take = POOL - tl_used < n ? POOL - tl_used : n;
+        memcpy(o, tl_pool + tl_used, take);
+        memset(tl_pool + tl_used, 0, take); /* handed out: not kept around */
+        tl_used += take;
+        o += take;
+        n -= take;
+    }
+}
+
+void sbx__hex(char *out, const unsigned char *p, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
 static void random_hex(char *out, size_t nbytes)
 {
     unsigned char b[16];
     int all_zero;
     do {
-        if (getrandom(b, nbytes, 0) != (ssize_t)nbytes) {
-            uint64_t t = sbx__now_ns();
-            for (size_t i = 0; i < nbytes; i++)
-                b[i] = (unsigned char)(t >> ((i % 8) * 8)) ^ (unsigned char)i;
-        }
+        sbx__random_bytes(b, nbytes);
         all_zero = 1;
         for (size_t i = 0; i < nbytes; i++)
             all_zero &= b[i] == 0;
     } while (all_zero);
-    for (size_t i = 0; i < nbytes; i++)
-        snprintf(out + 2 * i, 3, "%02x", b[i]);
+    sbx__hex(out, b, nbytes);
 }
 
 void sbx__trace_id_new(char out[33])

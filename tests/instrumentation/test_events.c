@@ -240,3 +240,91 @@ Test(instr_events, log_and_ignore_never_raise)
     sbx_events_free(ev);
     sbx__ev_bind_free(b);
 }
+
+/* The line is written field by field (events.c), not through a record tree: it must be the
+ * very bytes json-c gives for the parsed record with its keys sorted, for every policy shape
+ * (data copied or shared, streams included, hashed or redacted, error strings to escape). */
+static void expect_canonical(const char *line)
+{
+    json_object *o = json_tokener_parse(line);
+    cr_assert_not_null(o, "%s", line);
+    json_object *s = sbx__json_sorted(o);
+    cr_expect_str_eq(json_object_to_json_string_ext(
+                         s, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
+                     line);
+    json_object_put(s);
+    json_object_put(o);
+}
+
+Test(instr_events, lines_are_json_c_canonical_for_every_policy)
+{
+    sbx_events *ev = NULL;
+    cr_assert_eq(sbx_events_new(NULL, &ev, NULL), 0);
+    const char *pats[] = {"ghp_[A-Za-z0-9]+", NULL};
+    sbx_payload_policy pols[] = {
+        {.set = 0},
+        {.set = SBX_POLICY_EXEC_OUTPUT | SBX_POLICY_REDACT | SBX_POLICY_MAX_STDOUT,
+         .include_exec_output = 1, .redact = pats, .max_stdout_chars = 9},
+        {.set = SBX_POLICY_HASH | SBX_POLICY_WRITE_LEN, .hash_dropped_output = 1,
+         .include_write_len = 0},
+        {.set = SBX_POLICY_EXEC_OUTPUT, .include_exec_output = 1},
+    };
+    for (size_t i = 0; i < 4; i++) {
+        sbx_sink_opts so = SBX_SINK_OPTS_INIT;
+        so.policy = &pols[i];
+        sbx_event_sink *k = NULL;
+        cr_assert_eq(sbx_event_sink_callback(record, NULL, &so, &k, NULL), 0);
+        cr_assert_eq(sbx_events_add_sink(ev, k, NULL), 0);
+    }
+    struct sbx__ev_bind *b = NULL;
+    cr_assert_eq(sbx__ev_bind_new(ev, NULL, "id \"with\" quotes/\\", NULL, NULL, &b, NULL), 0);
+    sbx_events_free(ev);
+    cr_assert_eq(sbx_trace_set_current("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                                       NULL),
+                 0);
+    /* Unsorted data with nested values, merged with finish data. */
+    json_object *d = json_object_new_object();
+    json_object_object_add(d, "user", NULL);
+    json_object_object_add(d, "command", json_object_new_array());
+    json_object_array_add(json_object_object_get(d, "command"),
+                          json_object_new_string("echo ghp_x1 \"\xc3\xa9\" \t/"));
+    json_object *nested = json_object_new_object();
+    json_object_object_add(nested, "z", json_object_new_double(0.5));
+    json_object_object_add(nested, "a", json_object_new_int64(-3));
+    json_object_object_add(d, "nested", nested);
+    json_object_object_add(d, "bytes", json_object_new_int(12));
+    struct sbx__ev_call c;
+    cr_assert_eq(sbx__ev_begin(b, &c, "exec", d, NULL), 0);
+    json_object *fin = json_object_new_object();
+    json_object_object_add(fin, "process.exit.code", json_object_new_int(1));
+    json_object_object_add(fin, "exit_code", json_object_new_int(1));
+    const char out[] = "out ghp_secret\0\x01\xff\"\\ tail";
+    struct sbx__ev_raw raw = {.out = (const unsigned char *)out, .out_len = sizeof(out) - 1,
+                              .err = (const unsigned char *)"e\n", .err_len = 2,
+                              .has_output = 1};
+    cr_expect_eq(sbx__ev_end(b, &c, 0, NULL, fin, 1, 0, &raw), 0);
+    sbx_trace_set_current(NULL, NULL);
+    /* A failure with a message that needs escaping. */
+    cr_assert_eq(sbx__ev_begin(b, &c, "write", NULL, NULL), 0);
+    sbx_error *e = NULL;
+    sbx_err(&e, SBX_EWORKSPACE_WRITE_TYPE, 0, "write", "bad \"type\" ghp_zz\n\x01");
+    cr_expect_eq(sbx__ev_end(b, &c, SBX_EWORKSPACE_WRITE_TYPE, &e, NULL, 0, 1, NULL),
+                 SBX_EWORKSPACE_WRITE_TYPE);
+    sbx_error_free(e);
+    sbx__ev_bind_free(b);
+    cr_assert_eq(n_seen, 16);
+    for (size_t i = 0; i < n_seen; i++)
+        expect_canonical(seen[i]);
+    /* Per sink: sink 1 redacts and truncates, sink 2 hashes and drops bytes. */
+    cr_expect_not_null(strstr(seen[5], "\"stdout\":\"out [REDA\xe2\x80\xa6\""), "%s", seen[5]);
+    cr_expect_null(strstr(seen[5], "ghp_"), "%s", seen[5]);
+    cr_expect_not_null(strstr(seen[6], "\"stdout\":null,\"stdout_sha256\":\""), "%s", seen[6]);
+    cr_expect_null(strstr(seen[6], "\"bytes\""), "%s", seen[6]);
+    cr_expect_not_null(strstr(seen[7], "\"stdout\":\"out ghp_secret\\u0000"), "%s", seen[7]);
+    cr_expect_not_null(strstr(seen[4], "\"session_id\":\"id \\\"with\\\" quotes/\\\\\""), "%s",
+                       seen[4]);
+    cr_expect_not_null(strstr(seen[13], "\"error_message\":\"bad \\\"type\\\" [REDACTED]\\n"),
+                       "%s", seen[13]);
+    /* Policies that differ only in what a write event does not have give the same bytes. */
+    cr_expect_str_eq(seen[8], seen[11]);
+}

@@ -1,5 +1,7 @@
 /* W3C Trace Context ids. */
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "trace.h"
@@ -44,4 +46,30 @@ Test(instr_trace, traceparent_parsing)
                  -1, "version ff");
     cr_expect_eq(sbx__traceparent_parse("00-abc-def-01", t, s), -1);
     cr_expect_eq(sbx__traceparent_parse(NULL, t, s), -1);
+}
+
+Test(instr_trace, a_forked_child_never_repeats_the_parents_ids)
+{
+    /* Ids come from a per-thread pool of getrandom() bytes: a child must not reuse the rest of
+     * the parent's pool. */
+    char a[33], p_next[33], c_next[33] = "";
+    sbx__trace_id_new(a);
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        char id[33];
+        sbx__trace_id_new(id);
+        _exit(write(fds[1], id, sizeof(id)) == (ssize_t)sizeof(id) ? 0 : 1);
+    }
+    close(fds[1]);
+    sbx__trace_id_new(p_next);
+    cr_assert_eq(read(fds[0], c_next, sizeof(c_next)), (ssize_t)sizeof(c_next));
+    close(fds[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    cr_expect(is_lower_hex(c_next, 32), "%s", c_next);
+    cr_expect_str_neq(p_next, c_next);
+    cr_expect_str_neq(a, c_next);
 }

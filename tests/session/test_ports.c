@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <json-c/json.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -448,4 +449,52 @@ Test(session_ports, url_for_follows_the_spec)
     cr_expect_lt(sbx_endpoint_url(&e, "ftp", &u, &err), 0);
     cr_expect_str_eq(sbx_error_message(err), "scheme must be either 'http' or 'ws'");
     sbx_error_free(err);
+}
+
+static int collect_fn(const sbx_event *ev, sbx_session *s, void *ud)
+{
+    (void)s;
+    if (strcmp(sbx_event_op(ev), "resolve_exposed_port") == 0) {
+        char *buf = ud;
+        strncat(buf, sbx_event_json(ev), 4000 - strlen(buf));
+        strcat(buf, "\n");
+    }
+    return 0;
+}
+
+/* EVENTS.md §3: start data {"port"}, finish data replaced by server.port and, for a loopback
+ * host, server.address. */
+Test(session_ports, resolve_emits_its_events)
+{
+    static char lines[4100];
+    lines[0] = '\0';
+    sbx_event_sink *k = NULL;
+    cr_assert_eq(sbx_event_sink_callback(collect_fn, lines, NULL, &k, NULL), 0);
+    sbx_events *ev = NULL;
+    cr_assert_eq(sbx_events_new(NULL, &ev, NULL), 0);
+    cr_assert_eq(sbx_events_add_sink(ev, k, NULL), 0);
+    int ports[] = {8765};
+    sbx_session_opts o = SBX_SESSION_OPTS_INIT;
+    o.exposed_ports = ports;
+    o.n_exposed_ports = 1;
+    o.events = ev;
+    sbx_session *s = sbx_test_start(&o);
+    sbx_events_free(ev);
+    sbx_endpoint e = resolve(s, 8765);
+    char *nl = strchr(lines, '\n');
+    cr_assert_not_null(nl, "no events: %s", lines);
+    *nl = '\0';
+    json_object *start = json_tokener_parse(lines), *fin = json_tokener_parse(nl + 1), *d, *v;
+    cr_assert(start && fin, "%s", lines);
+    cr_assert(json_object_object_get_ex(start, "data", &d));
+    cr_expect(json_object_object_get_ex(d, "port", &v) && json_object_get_int(v) == 8765);
+    cr_assert(json_object_object_get_ex(fin, "data", &d));
+    cr_expect(!json_object_object_get_ex(d, "port", NULL), "finish data replaces start data");
+    cr_expect(json_object_object_get_ex(d, "server.port", &v) &&
+              json_object_get_int(v) == (int)e.port);
+    cr_expect(json_object_object_get_ex(d, "server.address", &v) &&
+              !strcmp(json_object_get_string(v), "127.0.0.1"));
+    json_object_put(start);
+    json_object_put(fin);
+    sbx_session_free(s);
 }

@@ -1,7 +1,8 @@
 /* cases_events.c — what audit events cost: exec of /bin/true in a running session without
- * events (the baseline), with a JSONL file sink, and with a JSONL sink that includes the
- * output and redacts it by regular expression. Each variant has its own session; the JSONL
- * file lives in a temporary directory removed at close. */
+ * events (the baseline), with a callback sink that only looks at each line (building the
+ * events, no I/O), with a JSONL file sink, and with a JSONL sink that includes the output and
+ * redacts it by regular expression. Each variant has its own session; the JSONL file lives in
+ * a temporary directory removed at close. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,13 +12,14 @@
 
 #include "bench.h"
 
-enum { EV_NONE, EV_JSONL, EV_REDACT };
+enum { EV_NONE, EV_CALLBACK, EV_JSONL, EV_REDACT };
 
 struct ev_state {
     sbx_session *s;
     sbx_events *ev;
     sbx_exec_opts xo;
     char dir[64], path[128];
+    size_t seen; /* bytes the callback sink saw */
 };
 
 static void ev_close(void *state)
@@ -34,6 +36,14 @@ static void ev_close(void *state)
     free(st);
 }
 
+/* Touches the line, as a sink that forwards it would. */
+static int ev_callback(const sbx_event *ev, sbx_session *s, void *userdata)
+{
+    (void)s;
+    *(volatile size_t *)userdata += strlen(sbx_event_json(ev));
+    return 0;
+}
+
 static int ev_open(const struct bench_variant *v, const char *const *cmd, void **state,
                    char *why)
 {
@@ -44,7 +54,14 @@ static int ev_open(const struct bench_variant *v, const char *const *cmd, void *
     sbx_error *err = NULL;
     sbx_session_opts so = SBX_SESSION_OPTS_INIT;
     so.flags = SBX_SESSION_EPHEMERAL_WORKSPACE;
-    if (kind != EV_NONE) {
+    if (kind == EV_CALLBACK) {
+        sbx_event_sink *k = NULL;
+        if (sbx_events_new(NULL, &st->ev, &err) < 0 ||
+            sbx_event_sink_callback(ev_callback, &st->seen, NULL, &k, &err) < 0 ||
+            sbx_events_add_sink(st->ev, k, &err) < 0)
+            goto fail;
+        so.events = st->ev;
+    } else if (kind != EV_NONE) {
         snprintf(st->dir, sizeof(st->dir), "/tmp/sbx-bench-events-XXXXXX");
         if (!mkdtemp(st->dir)) {
             st->dir[0] = '\0';
@@ -98,10 +115,12 @@ static int ev_run(void *state, char *why)
 }
 
 static const struct bench_ops ev_ops = {.open = ev_open, .run = ev_run, .close = ev_close};
-static const int k_none = EV_NONE, k_jsonl = EV_JSONL, k_redact = EV_REDACT;
+static const int k_none = EV_NONE, k_callback = EV_CALLBACK, k_jsonl = EV_JSONL,
+                 k_redact = EV_REDACT;
 
 static const struct bench_variant ev_variants[] = {
     {.name = "no events", .ops = &ev_ops, .data = &k_none},
+    {.name = "callback", .ops = &ev_ops, .data = &k_callback},
     {.name = "jsonl", .ops = &ev_ops, .data = &k_jsonl},
     {.name = "jsonl+redact", .ops = &ev_ops, .data = &k_redact},
 };
@@ -113,5 +132,5 @@ const struct bench_case bench_case_events_exec = {
     .title = "warm exec of /bin/true with audit events",
     .cmd = true_cmd,
     .variants = ev_variants,
-    .n_variants = 3,
+    .n_variants = 4,
 };
