@@ -89,10 +89,20 @@ mount -t devtmpfs dev $R/dev || fail "devtmpfs in the new root"
 mkdir -p $R/dev/pts $R/dev/shm
 mount -t devpts -o newinstance,ptmxmode=0666 devpts $R/dev/pts || fail "devpts in the new root"
 mount -t tmpfs shm $R/dev/shm || fail "/dev/shm in the new root"
+# A source tree below one of the directories that get a tmpfs (a clone in /root or /tmp, say)
+# would be hidden by it: keep a view of it aside first, and put it back on top.
+src=${RUN%/tests/vm/*}
+mkdir -p /keep
+mount -o bind "$R$src" /keep || fail "bind $src aside"
 for d in /tmp /run /var/tmp /root; do
 	[ -d $R$d ] && { mount -t tmpfs tmp $R$d || fail "tmpfs at $d"; }
 done
 chmod 1777 $R/tmp $R/var/tmp
+if [ ! -e "$R$RUN" ]; then
+	mkdir -p "$R$src" || fail "mkdir $src"
+	mount -o bind /keep "$R$src" || fail "bind $src back"
+fi
+[ -d "$R$BUILD" ] || mkdir -p "$R$BUILD" || fail "mkdir $BUILD"
 mount -t 9p -o $P9 build $R$BUILD || fail "mount 9p build at $BUILD"
 OUT=$BUILD/vm-cgroup-v2
 mkdir -p $R$OUT || fail "mkdir $OUT"
