@@ -1,4 +1,5 @@
-/* cgroup.c — a session's cgroup: limits on memory, processes and CPU, on cgroup v2 or v1.
+/* cgroup.c — a session's cgroup: limits on memory, processes, CPU and an I/O weight, on
+ * cgroup v2 or v1.
  *
  * Layout (detected at every start, from /proc/self/cgroup and the mounts):
  *   - pure v2: the unified hierarchy at /sys/fs/cgroup holds every controller;
@@ -18,6 +19,13 @@
  *
  * A limit that cannot be enforced fails the start with an error naming the controller and
  * the layout found, unless the caller asked for best effort.
+ *
+ * The I/O weight is the v2 "io" controller (io.weight, 1..10000, default 100; io.bfq.weight
+ * when only BFQ offers weights) or the v1 "blkio" hierarchy: blkio.weight (10..1000, default
+ * 500) or, where the kernel has BFQ and no CFQ, blkio.bfq.weight (1..1000, default 100). The
+ * v1 and BFQ values are scaled so that the defaults match (N * 500/100, N * 100/100) and
+ * clamped to their range, as systemd maps IOWeight= to BlockIOWeight=. A weight only acts on
+ * devices whose scheduler honours it (iocost or BFQ).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,8 +44,10 @@
 #define CGROUP2_SUPER_MAGIC 0x63677270
 #endif
 
-enum { CG_MEMORY, CG_PIDS, CG_CPU, CG_N };
-static const char *const cg_name[CG_N] = {"memory", "pids", "cpu"};
+enum { CG_MEMORY, CG_PIDS, CG_CPU, CG_IO, CG_N };
+/* The controller's name in the unified hierarchy, and its v1 hierarchy's. */
+static const char *const cg_name[CG_N] = {"memory", "pids", "cpu", "io"};
+static const char *const cg_v1[CG_N] = {"memory", "pids", "cpu", "blkio"};
 
 struct sbx_cgroup {
     char *v2;           /* session cgroup in the unified hierarchy, or NULL */
@@ -186,7 +196,7 @@ void sbx__cg_free(struct sbx_cgroup *cg)
 static int wanted(const struct sbx_cg_limits *l, int c)
 {
     return (c == CG_MEMORY && l->memory_bytes) || (c == CG_PIDS && l->pids_max) ||
-           (c == CG_CPU && l->cpus > 0);
+           (c == CG_CPU && l->cpus > 0) || (c == CG_IO && l->io_weight);
 }
 
 /* Whether the unified cgroup `dir` lists `ctrl` in `file` (cgroup.controllers: what its
@@ -251,17 +261,21 @@ static int v2_session_parent(const char *mnt, const struct sbx_cg_limits *l, int
         if (n >= k && !strcmp(self + n - k, "/" HOST_LEAF))
             self[n - k] = '\0'; /* moved there by an earlier session of this process */
         own = *self != '\0';
-        if (own && (size_t)snprintf(where, cap, "%s%s", mnt, self) >= cap)
+        if ((size_t)snprintf(where, cap, "%s%s", mnt, own ? self : "/sbx") >= cap)
             return sbx_err(err, SBX_EBACKEND, ENAMETOOLONG, "start", "cgroup path too long");
-        if (!own && session_parent(mnt, "", where, cap) < 0)
-            return sbx_err(err, SBX_EBACKEND, errno, "start", "cannot create %s/sbx", mnt);
     }
-    int need = 0, enable = 0;
+    /* "<root>/sbx" is made only when needed: it is offered what the root hands down. */
+    int at_root = !(conf && *conf) && !own, need = 0, enable = 0;
     for (int c = 0; c < CG_N; c++)
-        if (wanted(l, c) && v2_lists(where, "cgroup.controllers", cg_name[c])) {
+        if (wanted(l, c) && (at_root ? v2_lists(mnt, "cgroup.subtree_control", cg_name[c])
+                                     : v2_lists(where, "cgroup.controllers", cg_name[c])))
             from_v2[c] = need = 1;
-            enable |= !v2_lists(where, "cgroup.subtree_control", cg_name[c]);
-        }
+    if (!need)
+        return 0;
+    if (at_root && session_parent(mnt, "", where, cap) < 0)
+        return sbx_err(err, SBX_EBACKEND, errno, "start", "cannot create %s/sbx", mnt);
+    for (int c = 0; c < CG_N; c++)
+        enable |= from_v2[c] && !v2_lists(where, "cgroup.subtree_control", cg_name[c]);
     if (!enable)
         return 0;
     int occ = v2_occupants(where);
@@ -303,6 +317,34 @@ static int v2_session_parent(const char *mnt, const struct sbx_cg_limits *l, int
     return 0;
 }
 
+static unsigned clamp_u(unsigned long v, unsigned lo, unsigned hi)
+{
+    return v < lo ? lo : v > hi ? hi : (unsigned)v;
+}
+
+/* Writes the I/O weight into the first weight file the session cgroup has: 0, -ENOENT when
+ * it has none, or another -errno. */
+static int apply_io(const char *dir, int v2, unsigned w)
+{
+    char v[64];
+    const char *file[2] = {v2 ? "io.weight" : "blkio.weight",
+                           v2 ? "io.bfq.weight" : "blkio.bfq.weight"};
+    for (int i = 0; i < 2; i++) {
+        char path[4400];
+        snprintf(path, sizeof(path), "%s/%s", dir, file[i]);
+        if (access(path, F_OK) != 0)
+            continue;
+        if (v2 && i == 0)
+            snprintf(v, sizeof(v), "default %u", clamp_u(w, 1, 10000));
+        else if (!v2 && i == 0) /* CFQ: 10..1000, default 500 */
+            snprintf(v, sizeof(v), "%u", clamp_u((unsigned long)w * 5, 10, 1000));
+        else /* BFQ: 1..1000, default 100 */
+            snprintf(v, sizeof(v), "%u", clamp_u(w, 1, 1000));
+        return write_str(dir, file[i], v);
+    }
+    return -ENOENT;
+}
+
 static int apply(struct sbx_cgroup *cg, int c, const struct sbx_cg_limits *l, sbx_error **err)
 {
     char v[64];
@@ -322,6 +364,15 @@ static int apply(struct sbx_cgroup *cg, int c, const struct sbx_cg_limits *l, sb
     } else if (c == CG_PIDS) {
         snprintf(v, sizeof(v), "%u", l->pids_max);
         e = write_str(dir, "pids.max", v);
+    } else if (c == CG_IO) {
+        e = apply_io(dir, cg->from_v2[c], l->io_weight);
+        if (e == -ENOENT)
+            return limit_err(err, cg->from_v2[c] ? cg_name[c] : cg_v1[c], ENOENT,
+                             cg->from_v2[c]
+                                 ? "the session cgroup has neither io.weight nor io.bfq.weight "
+                                   "(no I/O controller policy with weights: iocost or BFQ)"
+                                 : "the session cgroup has neither blkio.weight (CFQ) nor "
+                                   "blkio.bfq.weight (BFQ)");
     } else {
         long period = 100000, quota = (long)(l->cpus * period);
         if (quota < 1000)
@@ -337,14 +388,18 @@ static int apply(struct sbx_cgroup *cg, int c, const struct sbx_cg_limits *l, sb
                 e = write_str(dir, "cpu.cfs_quota_us", v);
         }
     }
-    return e ? limit_err(err, cg_name[c], -e, "writing the limit failed") : 0;
+    return e ? limit_err(err, cg->from_v2[c] ? cg_name[c] : cg_v1[c], -e,
+                         "writing the limit failed")
+             : 0;
 }
 
 int sbx__cg_create(const char *id, const struct sbx_cg_limits *l, struct sbx_cgroup **out,
                    sbx_error **err)
 {
     *out = NULL;
-    int any = wanted(l, CG_MEMORY) || wanted(l, CG_PIDS) || wanted(l, CG_CPU);
+    int any = 0;
+    for (int c = 0; c < CG_N; c++)
+        any |= wanted(l, c);
     if (!any)
         return 0;
     struct sbx_cgroup *cg = calloc(1, sizeof(*cg));
@@ -379,11 +434,11 @@ int sbx__cg_create(const char *id, const struct sbx_cg_limits *l, struct sbx_cgr
         if (!wanted(l, c) || cg->from_v2[c])
             continue;
         char hier[64];
-        snprintf(hier, sizeof(hier), "/sys/fs/cgroup/%s", cg_name[c]);
-        if (sbx__cg_self_path(cg_name[c], self, sizeof(self)) < 0 || access(hier, W_OK) != 0) {
+        snprintf(hier, sizeof(hier), "/sys/fs/cgroup/%s", cg_v1[c]);
+        if (sbx__cg_self_path(cg_v1[c], self, sizeof(self)) < 0 || access(hier, W_OK) != 0) {
             if (l->best_effort)
                 continue;
-            r = limit_err(err, cg_name[c], ENOENT, "no cgroup hierarchy offers this controller");
+            r = limit_err(err, cg_v1[c], ENOENT, "no cgroup hierarchy offers this controller");
             goto fail;
         }
         char where[4400];
@@ -552,8 +607,8 @@ struct sbx_cgroup *sbx__cg_of_pid(pid_t pid, const char *id)
         for (int c = 0; c < CG_N; c++) {
             for (char *tok = a + 1; *tok;) {
                 size_t n = strcspn(tok, ",");
-                if (n == strlen(cg_name[c]) && !strncmp(tok, cg_name[c], n) && !cg->v1[c]) {
-                    snprintf(dir, sizeof(dir), "/sys/fs/cgroup/%s%s", cg_name[c], rel);
+                if (n == strlen(cg_v1[c]) && !strncmp(tok, cg_v1[c], n) && !cg->v1[c]) {
+                    snprintf(dir, sizeof(dir), "/sys/fs/cgroup/%s%s", cg_v1[c], rel);
                     if ((cg->v1[c] = strdup(dir)) != NULL)
                         any = 1;
                 }

@@ -12,6 +12,7 @@ struct sbx_cg_limits {
     uint64_t memory_bytes; /* 0: none */
     unsigned pids_max;     /* 0: none */
     double cpus;           /* CPUs' worth of time per period; 0: none */
+    unsigned io_weight;    /* 1..10000 (v2 io.weight; scaled for v1 blkio); 0: none */
     int best_effort;       /* a limit that cannot be enforced is skipped, not an error */
 };
 

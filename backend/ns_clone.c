@@ -369,6 +369,7 @@ int sbx__ns_start_begin(const struct sbx_backend_config *c, struct sbx_sandbox *
     struct sbx_cg_limits lim = {.memory_bytes = c->memory_bytes,
                                 .pids_max = c->pids_max,
                                 .cpus = c->cpus,
+                                .io_weight = c->io_weight,
                                 .best_effort = c->cgroup_best_effort};
     if (r == 0)
         r = sbx__cg_create(c->id ? c->id : "session", &lim, &cg, err);

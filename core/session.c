@@ -25,10 +25,12 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core.h"
 #include "error_internal.h"
 #include "util.h"
+#include "workspace_quota.h"
 
 enum state { ST_NEW, ST_RUNNING, ST_DOWN };
 
@@ -55,6 +57,9 @@ struct sbx_session {
     uint64_t memory_bytes;
     unsigned pids_max;
     double cpus;
+    unsigned io_weight;
+    uint64_t workspace_quota; /* an ext4 image for the owned workspace (workspace_quota.c) */
+    int quota_mounted;        /* this handle mounted it at `workspace` */
     unsigned flags;
     char *agent_path;
     struct sbx_backend_ids ids;
@@ -157,6 +162,27 @@ static int validate(const sbx_session_opts *o, sbx_error **err)
         return sbx_err(err, SBX_EINVAL, 0, "create",
                        "memory limit %llu is too small to start a sandbox (at least 4 MiB)",
                        (unsigned long long)o->memory_bytes);
+    if (o->io_weight > 10000)
+        return sbx_err(err, SBX_EINVAL, 0, "create",
+                       "io_weight %u is out of range (1 to 10000; 0: none)", o->io_weight);
+    if (o->workspace_quota_bytes) {
+        if (o->workspace)
+            return sbx_err(err, SBX_EINVAL, 0, "create",
+                           "workspace_quota_bytes needs a workspace sbx creates, not the "
+                           "caller's '%s'",
+                           o->workspace);
+        if (o->flags & SBX_SESSION_EPHEMERAL_WORKSPACE)
+            return sbx_err(err, SBX_EINVAL, 0, "create",
+                           "workspace_quota_bytes is for a host workspace; an ephemeral one is "
+                           "a tmpfs of tmpfs_bytes");
+        if (o->workspace_quota_bytes < SBX_WSQ_MIN || o->workspace_quota_bytes > SBX_WSQ_MAX)
+            return sbx_err(err, SBX_EINVAL, 0, "create",
+                           "workspace_quota_bytes %llu is out of range (8 MiB to 16 TiB)",
+                           (unsigned long long)o->workspace_quota_bytes);
+        if (geteuid() != 0)
+            return sbx_err(err, SBX_EPERM, EPERM, "create",
+                           "workspace_quota_bytes needs root (loop devices and mounts)");
+    }
     if (o->n_binds && !o->binds)
         return sbx_err(err, SBX_EINVAL, 0, "create", "n_binds is %zu but binds is NULL",
                        o->n_binds);
@@ -229,6 +255,8 @@ int sbx_session_new(const sbx_session_opts *o, sbx_session **out, sbx_error **er
     s->memory_bytes = o->memory_bytes;
     s->pids_max = o->pids_max;
     s->cpus = o->cpus;
+    s->io_weight = o->io_weight;
+    s->workspace_quota = o->workspace_quota_bytes;
     s->flags = o->flags;
     s->ops->ids(&s->ids);
     sbx__uuid4(s->id);
@@ -271,16 +299,31 @@ static int start_sandbox(sbx_session *s, int begin_only, sbx_error **err)
                        "session %s was shut down; create a new session", s->id);
     int r;
     int ephemeral = !s->workspace && (s->flags & SBX_SESSION_EPHEMERAL_WORKSPACE);
+    int made_ws = 0; /* made here: undone here when the start fails */
+    uint32_t host_uid = s->ids.range_mapped ? s->uid_base + s->ids.sandbox_uid : getuid();
+    uint32_t host_gid = s->ids.range_mapped ? s->uid_base + s->ids.sandbox_gid : getgid();
     if (ephemeral) {
         /* nothing on the host */
     } else if (!s->workspace) {
-        uint32_t host_uid = s->ids.range_mapped ? s->uid_base + s->ids.sandbox_uid : getuid();
-        uint32_t host_gid = s->ids.range_mapped ? s->uid_base + s->ids.sandbox_gid : getgid();
         r = sbx__workspace_make_temp(host_uid, host_gid, &s->owned_dir, &s->workspace, err);
         if (r < 0)
             return r;
+        made_ws = 1;
     } else if ((r = sbx__workspace_check(s->workspace, err)) < 0) {
         return r;
+    }
+    /* A quota workspace: its image is mounted on the workspace directory (made now, or kept
+     * from the session this one resumes, which is mounted again even without the option). */
+    if (!ephemeral && (s->workspace_quota || sbx__wsq_has_image(s->owned_dir))) {
+        if (!s->owned_dir)
+            r = sbx_err(err, SBX_EINVAL, 0, "start",
+                        "workspace_quota_bytes needs a workspace sbx creates, not '%s'",
+                        s->workspace);
+        else
+            r = sbx__wsq_mount(s->owned_dir, s->workspace, s->workspace_quota, made_ws,
+                               host_uid, host_gid, &s->quota_mounted, err);
+        if (r < 0)
+            goto undo;
     }
     const unsigned char *bpf = s->seccomp_bpf;
     size_t bpf_len = s->seccomp_bpf_len;
@@ -290,7 +333,7 @@ static int start_sandbox(sbx_session *s, int begin_only, sbx_error **err)
     } else if (!bpf) {
         r = s->ops->seccomp_compile(&s->seccomp, &s->seccomp_bpf, &s->seccomp_bpf_len, err);
         if (r < 0)
-            return r;
+            goto undo;
         bpf = s->seccomp_bpf;
         bpf_len = s->seccomp_bpf_len;
     }
@@ -318,13 +361,14 @@ static int start_sandbox(sbx_session *s, int begin_only, sbx_error **err)
         .memory_bytes = s->memory_bytes,
         .pids_max = s->pids_max,
         .cpus = s->cpus,
+        .io_weight = s->io_weight,
         .cgroup_best_effort = (s->flags & SBX_SESSION_CGROUP_BEST_EFFORT) != 0,
     };
     struct sbx_sandbox *sb = NULL;
     r = begin_only ? s->ops->start_begin(&c, &sb, err) : s->ops->start(&c, &sb, err);
     if (r < 0) {
         sbx_err_ctx(err, "session_id", "%s", s->id);
-        return r;
+        goto undo;
     }
     pthread_mutex_lock(&s->lock);
     s->sb = sb;
@@ -333,6 +377,19 @@ static int start_sandbox(sbx_session *s, int begin_only, sbx_error **err)
     assert_state(s);
     pthread_mutex_unlock(&s->lock);
     return 0;
+undo:
+    /* Nothing of a failed start is left: the quota mount (its loop device frees itself),
+     * and a workspace made for it, with its image. */
+    if (s->quota_mounted)
+        sbx__wsq_unmount(s->workspace);
+    s->quota_mounted = 0;
+    if (made_ws) {
+        sbx__rm_rf(s->owned_dir);
+        free(s->owned_dir);
+        free(s->workspace);
+        s->owned_dir = s->workspace = NULL;
+    }
+    return r;
 }
 
 int sbx__session_start_raw(sbx_session *s, sbx_error **err)
@@ -455,6 +512,15 @@ int sbx_session_landlock_abi(const sbx_session *s)
     return abi;
 }
 
+/* The quota workspace's host mount goes with the handle (the sandbox, if it runs on,
+ * keeps its own). */
+static void quota_release(sbx_session *s)
+{
+    if (s->quota_mounted)
+        sbx__wsq_unmount(s->workspace);
+    s->quota_mounted = 0;
+}
+
 static void remove_owned_workspace(sbx_session *s)
 {
     if (s->owned_dir && !(s->flags & SBX_SESSION_KEEP_WORKSPACE))
@@ -474,9 +540,11 @@ void sbx_session_free(sbx_session *s)
             s->ops->detach(s->sb);
         s->sb = NULL;
         s->state = ST_DOWN;
+        quota_release(s);
     } else {
         if (s->state == ST_RUNNING)
             sbx_session_shutdown(s, NULL);
+        quota_release(s);
         /* A handle that never started anything (a resumed state, say) removes nothing. */
         if (s->started)
             remove_owned_workspace(s);

@@ -69,6 +69,7 @@ struct sbx_backend_config {
     uint64_t memory_bytes;       /* cgroup limits (0: none): memory, swap excluded */
     unsigned pids_max;           /* processes and threads of the whole sandbox */
     double cpus;                 /* CPU time, in CPUs */
+    unsigned io_weight;          /* relative block I/O weight, 1..10000 (0: none) */
     int cgroup_best_effort;      /* skip a limit that cannot be enforced instead of failing */
 };
 

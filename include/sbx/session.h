@@ -48,8 +48,8 @@ enum sbx_session_flags {
      * Nothing touches the host's disk and nothing is left to remove; the files live in
      * memory and are gone at shutdown. sbx_session_workspace() is then NULL. */
     SBX_SESSION_EPHEMERAL_WORKSPACE = 1u << 3,
-    /* A cgroup limit (memory_bytes, pids_max, cpus) that this machine cannot enforce is
-     * skipped instead of failing start(). */
+    /* A cgroup limit (memory_bytes, pids_max, cpus, io_weight) that this machine cannot
+     * enforce is skipped instead of failing start(). */
     SBX_SESSION_CGROUP_BEST_EFFORT = 1u << 4,
 };
 #define SBX_SESSION_FLAGS_ALL                                                                 \
@@ -120,6 +120,13 @@ typedef struct sbx_session_opts {
                                   resolves before DNS (like /etc/hosts). NULL: none */
     const char *net_range;     /* SBX_NET_VETH: private IPv4 range (CIDR) each session takes
                                   a /30 of; NULL: "10.231.0.0/16" */
+    unsigned io_weight;        /* cgroup: the sandbox's relative share of block I/O, 1..10000
+                                  (100 is every other cgroup's default); 0: none. cgroup v2
+                                  io.weight, else v1 blkio (scaled, see docs/limits.md) */
+    uint64_t workspace_quota_bytes; /* root only: the workspace sbx creates (no `workspace`,
+                                  not ephemeral) is an ext4 image of this size, loop-mounted
+                                  at it, so writes past it fail with ENOSPC; at least 8 MiB.
+                                  0: none (docs/limits.md) */
 } sbx_session_opts;
 
 #define SBX_SESSION_OPTS_INIT {.size = sizeof(sbx_session_opts)}

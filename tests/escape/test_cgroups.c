@@ -12,26 +12,32 @@
 
 TestSuite(escape_cgroups, .init = sbx_test_init, .fini = sbx_test_fini, .timeout = 90);
 
-static sbx_session *start_limited(uint64_t mem, unsigned pids, double cpus)
+/* Starts a session with o's limits, or skips the test saying why this machine cannot
+ * enforce them (`what`). */
+static sbx_session *start_or_skip(const sbx_session_opts *o, const char *what)
 {
-    sbx_session_opts o = SBX_SESSION_OPTS_INIT;
-    o.memory_bytes = mem;
-    o.pids_max = pids;
-    o.cpus = cpus;
     sbx_session *s = NULL;
     sbx_error *err = NULL;
-    cr_assert_eq(sbx_session_new(&o, &s, &err), 0, "%s", sbx_error_message(err));
+    cr_assert_eq(sbx_session_new(o, &s, &err), 0, "%s", sbx_error_message(err));
     int r = sbx_session_start(s, &err);
     if (r == SBX_ENOSYS || r == SBX_EPERM) {
         char why[512];
-        snprintf(why, sizeof(why), "cgroup limit not enforceable here: %s",
-                 sbx_error_message(err));
+        snprintf(why, sizeof(why), "%s: %s", what, sbx_error_message(err));
         sbx_error_free(err);
         sbx_session_free(s);
         cr_skip_test("%s", why);
     }
     cr_assert_eq(r, 0, "%s", sbx_error_message(err));
     return s;
+}
+
+static sbx_session *start_limited(uint64_t mem, unsigned pids, double cpus)
+{
+    sbx_session_opts o = SBX_SESSION_OPTS_INIT;
+    o.memory_bytes = mem;
+    o.pids_max = pids;
+    o.cpus = cpus;
+    return start_or_skip(&o, "cgroup limit not enforceable here");
 }
 
 /* The agent's cgroup directory for `ctrl` ("" for the unified hierarchy), from /proc. */
@@ -199,4 +205,67 @@ Test(escape_cgroups, a_detached_sessions_cgroups_go_with_whoever_ends_it)
     free(state);
     unlink(ctl);
     rmdir(dir);
+}
+
+/* The first number in a cgroup weight file ("500", or "default 500" on v2). */
+static long read_weight(const char *dir, const char *file)
+{
+    char path[1200], buf[256];
+    snprintf(path, sizeof(path), "%s/%s", dir, file);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strncmp(buf, "default ", 8) == 0 ? buf + 8 : buf;
+    return strtol(p, NULL, 10);
+}
+
+static int exists_in(const char *dir, const char *file)
+{
+    char path[1200];
+    snprintf(path, sizeof(path), "%s/%s", dir, file);
+    return access(path, F_OK) == 0;
+}
+
+Test(escape_cgroups, an_io_weight_is_written_in_the_session_cgroup)
+{
+    sbx_session_opts o = SBX_SESSION_OPTS_INIT;
+    o.io_weight = 500;
+    sbx_session *s = start_or_skip(&o, "no io/blkio controller with weights here");
+    pid_t agent = sbx_session_agent_pid(s);
+    char dir[1024] = "";
+    long got = -1, want = -1;
+    const char *file = NULL;
+    if (cgroup_dir(agent, "blkio", dir, sizeof(dir)) == 0) {
+        /* v1: CFQ's 10..1000 (default 500), or BFQ's 1..1000 (default 100), scaled so the
+         * defaults match. */
+        file = exists_in(dir, "blkio.weight") ? "blkio.weight" : "blkio.bfq.weight";
+        want = !strcmp(file, "blkio.weight") ? 1000 : 500;
+    } else {
+        cr_assert_eq(cgroup_dir(agent, "", dir, sizeof(dir)), 0,
+                     "the agent is in no sbx- io or blkio cgroup");
+        file = exists_in(dir, "io.weight") ? "io.weight" : "io.bfq.weight";
+        want = 500;
+    }
+    cr_expect_neq(strstr(dir, sbx_session_id(s)), NULL, "%s is not the session's", dir);
+    got = read_weight(dir, file);
+    cr_expect_eq(got, want, "%s/%s is %ld, expected %ld", dir, file, got, want);
+    sbx_session_free(s);
+    struct stat st;
+    cr_expect_neq(stat(dir, &st), 0, "%s was not removed", dir);
+}
+
+Test(escape_cgroups, a_bad_io_weight_is_refused)
+{
+    sbx_session_opts o = SBX_SESSION_OPTS_INIT;
+    sbx_session *s = NULL;
+    sbx_error *err = NULL;
+    o.io_weight = 10001;
+    cr_expect_eq(sbx_session_new(&o, &s, &err), SBX_EINVAL);
+    cr_expect_neq(strstr(sbx_error_message(err), "io_weight"), NULL, "%s",
+                  sbx_error_message(err));
+    sbx_error_free(err);
+    cr_expect_null(s);
 }

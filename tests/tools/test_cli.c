@@ -1,6 +1,7 @@
 /* The sbx CLI: `sbx run` exit statuses, --json, options, and error messages. */
 #include <json-c/json.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -159,4 +160,48 @@ Test(tools_cli, unprivileged_caller_gets_a_single_mapped_uid)
     cr_expect_eq(outer, 65534);
     cr_expect_eq(cnt, 1);
     cr_expect(strstr(out, "ok\n") != NULL, "%s", out);
+}
+
+Test(tools_cli, io_weight_is_an_option_and_bad_weights_are_usage_errors)
+{
+    int st = SBX("run", "--io-weight", "500", "--", "true");
+    if (st != 0) {
+        /* A machine without weights: the message names the controller and the layout. */
+        cr_expect_eq(st, 125, "%s", out);
+        cr_expect(strstr(out, "io") && strstr(out, "layout"), "%s", out);
+        cr_skip_test("no io/blkio controller with weights here: %s", out);
+    }
+    static const char *const bad[] = {"0", "10001", "-5", "abc", ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        st = SBX("run", "--io-weight", (char *)bad[i], "--", "true");
+        cr_expect_eq(st, 125, "--io-weight '%s' -> %d", bad[i], st);
+        cr_expect(strstr(out, "--io-weight") != NULL, "message does not name the option: %s",
+                  out);
+        cr_expect_eq(strchr(out, '\n'), out + strlen(out) - 1, "one line: %s", out);
+    }
+    cr_expect_eq(SBX("create", "--io-weight", "0"), 2, "%s", out);
+    cr_expect(strstr(out, "--io-weight") != NULL, "%s", out);
+}
+
+Test(tools_cli, disk_bounds_the_workspace_of_a_run)
+{
+    cr_expect_eq(SBX("run", "--disk", "1M", "--", "true"), 125, "%s", out);
+    cr_expect(strstr(out, "--disk") != NULL, "%s", out);
+    cr_expect_eq(SBX("run", "--disk", "16M", "--workspace", "/tmp", "--", "true"), 125, "%s", out);
+    cr_expect(strstr(out, "--disk") != NULL, "%s", out);
+    cr_expect_eq(SBX("run", "--disk", "16M", "--keep", "--", "true"), 125, "%s", out);
+    cr_expect_eq(SBX("create", "--disk", "16M", "--workspace", "/tmp"), 2, "%s", out);
+    SBX_TEST_SKIP_UNLESS(geteuid() == 0, "--disk needs root");
+    SBX_TEST_SKIP_UNLESS(access("/dev/loop-control", R_OK | W_OK) == 0,
+                         "no loop support here: /dev/loop-control is missing");
+    /* Bounded: at most 64 MiB is written even if the quota did not hold. */
+    int st = SBX("run", "--disk", "16M", "--", "sh", "-c",
+                 "timeout 30 head -c 64M /dev/zero > /workspace/f 2>/dev/null; "
+                 "wc -c < /workspace/f; df -k /workspace | tail -1");
+    if (st == 125 && strstr(out, "mkfs.ext4"))
+        cr_skip_test("%s", out);
+    cr_expect_eq(st, 0, "%s", out);
+    unsigned long long n = strtoull(out, NULL, 10);
+    cr_expect(n > (8ull << 20) && n <= (16ull << 20), "%llu bytes with --disk 16M: %s", n, out);
+    cr_expect(strstr(out, "/dev/loop") != NULL, "the workspace is not the quota image: %s", out);
 }

@@ -26,7 +26,7 @@ static const char *const names[] = {
     "cgroup",
     "cgroup.memory",
     "cgroup.pids",
-    "cgroup.cpu",
+    "cgroup.cpu", "cgroup.io",
     "seccomp",
     "landlock",
     "dev.tty.legacy_tiocsti",

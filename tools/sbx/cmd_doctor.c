@@ -331,11 +331,36 @@ static void check_cgroup_layout(const char *mnt)
     }
 }
 
+/* The option a controller's limits come from, for messages. */
+static const char *ctrl_flag(const char *ctrl)
+{
+    return !strcmp(ctrl, "cpu") ? "cpus" : !strcmp(ctrl, "io") ? "io-weight" : ctrl;
+}
+
+/* Whether the v1 blkio cgroup `dir` can take an I/O weight: CFQ's blkio.weight, or BFQ's
+ * blkio.bfq.weight (only in non-root cgroups: its statistics files say BFQ is there). */
+static int blkio_has_weight(const char *dir, char *which, size_t cap)
+{
+    static const char *const files[] = {"blkio.weight", "blkio.bfq.weight",
+                                        "blkio.bfq.io_service_bytes"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        char p[1300];
+        snprintf(p, sizeof(p), "%s/%s", dir, files[i]);
+        if (access(p, F_OK) == 0) {
+            snprintf(which, cap, "%s", i == 0 ? "blkio.weight (CFQ)" : "blkio.bfq.weight (BFQ)");
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Where `ctrl` would come from for a session's limits, as backend/cgroup.c decides: from
  * v2 when the unified cgroup sessions go below ($SBX_CGROUP_PARENT, else sbx's own, else
  * "<root>/sbx") is offered it and can hand it down (it already does, or holds no process but
- * sbx, which then moves itself into a leaf), else from its v1 hierarchy; WARN when neither. */
-static void check_controller(const char *name, const char *ctrl, const char *mnt)
+ * sbx, which then moves itself into a leaf), else from its v1 hierarchy (`v1`, which is
+ * "blkio" for "io"); WARN when neither. */
+static void check_controller(const char *name, const char *ctrl, const char *v1,
+                             const char *mnt)
 {
     char self[1024], parent[1100], buf[512], why_v2[2400] = "";
     const char *conf = getenv("SBX_CGROUP_PARENT");
@@ -386,26 +411,39 @@ static void check_controller(const char *name, const char *ctrl, const char *mnt
     } else {
         snprintf(why_v2, sizeof(why_v2), "v2: no unified hierarchy");
     }
-    char hier[64], dir[1200];
-    snprintf(hier, sizeof(hier), "/sys/fs/cgroup/%s", ctrl);
+    char hier[64], dir[1200], which[64];
+    snprintf(hier, sizeof(hier), "/sys/fs/cgroup/%s", v1);
     if (fs_type(hier) == (long)CGROUP_SUPER_MAGIC &&
-        sbx__cg_self_path(ctrl, self, sizeof(self)) == 0) {
+        sbx__cg_self_path(v1, self, sizeof(self)) == 0) {
         snprintf(dir, sizeof(dir), "%s%s", hier, self);
+        if (access(dir, W_OK) == 0 && strcmp(v1, "blkio") != 0) {
+            add(name, ST_OK, "%s: cgroup v1, %s (writable)", v1, dir);
+            return;
+        }
+        if (access(dir, W_OK) == 0 && blkio_has_weight(dir, which, sizeof(which))) {
+            add(name, ST_OK, "%s: cgroup v1, %s (writable), weights through %s", v1, dir,
+                which);
+            return;
+        }
         if (access(dir, W_OK) == 0) {
-            add(name, ST_OK, "%s: cgroup v1, %s (writable)", ctrl, dir);
+            struct check *c = add(name, ST_WARN,
+                                  "%s: %s; v1: %s has neither blkio.weight (CFQ) nor BFQ's "
+                                  "files; --io-weight fails unless best effort",
+                                  v1, why_v2, dir);
+            set_fix(c, "use a kernel with BFQ (CONFIG_IOSCHED_BFQ, CONFIG_BFQ_GROUP_IOSCHED) "
+                       "or cgroup v2 with the io controller");
             return;
         }
         struct check *c = add(name, ST_WARN, "%s: %s; v1: %s is not writable (%s); --%s limits "
                                              "fail unless best effort",
-                              ctrl, why_v2, dir, strerror(errno),
-                              strcmp(ctrl, "cpu") ? ctrl : "cpus");
-        set_fix(c, "run sbx as root, or mount the %s hierarchy read-write", ctrl);
+                              v1, why_v2, dir, strerror(errno), ctrl_flag(ctrl));
+        set_fix(c, "run sbx as root, or mount the %s hierarchy read-write", v1);
         return;
     }
     struct check *c = add(name, ST_WARN,
                           "%s: %s; v1: no %s hierarchy mounted; --%s limits fail unless best "
                           "effort",
-                          ctrl, why_v2, ctrl, strcmp(ctrl, "cpu") ? ctrl : "cpus");
+                          ctrl, why_v2, v1, ctrl_flag(ctrl));
     if (v2_fix)
         set_fix(c, "run sbx in a cgroup of its own (systemd-run --scope -p Delegate=yes ...), "
                    "or set SBX_CGROUP_PARENT to a delegated cgroup that holds no processes");
@@ -414,7 +452,7 @@ static void check_controller(const char *name, const char *ctrl, const char *mnt
                    "docs/doctor.md)",
                 ctrl, parent);
     else
-        set_fix(c, "mkdir -p %s && mount -t cgroup -o %s cgroup %s", hier, ctrl, hier);
+        set_fix(c, "mkdir -p %s && mount -t cgroup -o %s cgroup %s", hier, v1, hier);
 }
 
 /* ---- seccomp, Landlock ----------------------------------------------------------------- */
@@ -598,9 +636,10 @@ int sbx_cmd_doctor(int argc, char **argv)
     check_probe();
     const char *mnt = sbx__cg_v2_mount();
     check_cgroup_layout(mnt);
-    check_controller("cgroup.memory", "memory", mnt);
-    check_controller("cgroup.pids", "pids", mnt);
-    check_controller("cgroup.cpu", "cpu", mnt);
+    check_controller("cgroup.memory", "memory", "memory", mnt);
+    check_controller("cgroup.pids", "pids", "pids", mnt);
+    check_controller("cgroup.cpu", "cpu", "cpu", mnt);
+    check_controller("cgroup.io", "io", "blkio", mnt);
     check_seccomp();
     check_landlock();
     check_tiocsti();

@@ -42,6 +42,11 @@ static void usage(FILE *f)
             "      --memory SIZE      memory of the whole sandbox (cgroup), e.g. 512M\n"
             "      --pids N           processes and threads of the whole sandbox (cgroup)\n"
             "      --cpus N           CPU time, in CPUs, e.g. 1.5 (cgroup)\n"
+            "      --io-weight N      relative block I/O weight of the whole sandbox, 1 to 10000\n"
+            "                         (default of other cgroups: 100; cgroup io or blkio)\n"
+            "      --disk SIZE        (root) a host workspace of at most SIZE, e.g. 1G: an ext4\n"
+            "                         image sbx makes and removes (not with -w or --keep); by\n"
+            "                         default the workspace is a tmpfs of --tmpfs-size\n"
             "      --limits-best-effort  skip a limit this machine cannot enforce instead of\n"
             "                         failing\n"
             "      --nofile N         open files per command (default 4096)\n"
@@ -91,7 +96,8 @@ static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
 {
     enum { O_KEEP = 256, O_ROOT, O_HOSTNAME, O_BIND, O_RO_BIND, O_JSON, O_SECCOMP, O_PTRACE,
            O_NPROC, O_TMPFS, O_EVENTS, O_EVENTS_STDERR, O_TRACEPARENT, O_MEMORY, O_PIDS, O_CPUS,
-           O_BEST_EFFORT, O_NOFILE, O_FSIZE, O_NET, O_ALLOW, O_ADD_HOST, O_NET_RANGE };
+           O_BEST_EFFORT, O_NOFILE, O_FSIZE, O_NET, O_ALLOW, O_ADD_HOST, O_NET_RANGE,
+           O_IO_WEIGHT, O_DISK };
     static const struct option longs[] = {
         {"workspace", required_argument, NULL, 'w'}, {"keep", no_argument, NULL, O_KEEP},
         {"root", required_argument, NULL, O_ROOT},   {"timeout", required_argument, NULL, 't'},
@@ -116,6 +122,8 @@ static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
         {"net-range", required_argument, NULL, O_NET_RANGE},
         {"allow", required_argument, NULL, O_ALLOW},
         {"add-host", required_argument, NULL, O_ADD_HOST},
+        {"io-weight", required_argument, NULL, O_IO_WEIGHT},
+        {"disk", required_argument, NULL, O_DISK},
         {NULL, 0, NULL, 0}};
     char msg[512];
     int c;
@@ -209,6 +217,19 @@ static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
             ro->so.cpus = v;
             break;
         }
+        case O_IO_WEIGHT: {
+            char *end = NULL;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (!*optarg || *end || v < 1 || v > 10000)
+                return fail("--io-weight '%s' is not a weight from 1 to 10000", optarg);
+            ro->so.io_weight = (unsigned)v;
+            break;
+        }
+        case O_DISK:
+            if (sbx_cli_parse_size(optarg, &ro->so.workspace_quota_bytes) < 0 ||
+                ro->so.workspace_quota_bytes < (8u << 20))
+                return fail("--disk '%s' is not a size of at least 8M (like 64M, 2G)", optarg);
+            break;
         case O_BEST_EFFORT:
             ro->so.flags |= SBX_SESSION_CGROUP_BEST_EFFORT;
             break;
@@ -264,6 +285,9 @@ static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
         return fail("%s", "--allow and --add-host need --net proxy");
     if (ro->so.net_range && ro->so.net_mode != SBX_NET_VETH)
         return fail("%s", "--net-range needs --net veth");
+    if (ro->so.workspace_quota_bytes && (ro->so.workspace || ro->keep))
+        return fail("%s", "--disk sizes a workspace sbx makes and removes: not with --workspace "
+                          "or --keep");
     if (ro->so.net_mode == SBX_NET_PROXY) {
         ro->so.net_allow = ro->allow;
         ro->so.net_hosts = ro->hosts;
@@ -289,7 +313,7 @@ static int run(struct run_opts *ro, char **cmd)
     ro->so.n_binds = ro->n_binds;
     if (ro->keep)
         ro->so.flags |= SBX_SESSION_KEEP_WORKSPACE;
-    else if (!ro->so.workspace)
+    else if (!ro->so.workspace && !ro->so.workspace_quota_bytes)
         ro->so.flags |= SBX_SESSION_EPHEMERAL_WORKSPACE; /* throwaway: keep it off the disk */
     ro->xo.argv = (const char *const *)cmd;
     ro->xo.shell = SBX_SHELL_NONE;

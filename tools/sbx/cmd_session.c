@@ -45,6 +45,10 @@ static const char create_usage[] =
     "      --memory SIZE      memory of the whole sandbox (cgroup), e.g. 512M\n"
     "      --pids N           processes and threads of the whole sandbox (cgroup)\n"
     "      --cpus N           CPU time, in CPUs, e.g. 1.5 (cgroup)\n"
+    "      --io-weight N      relative block I/O weight, 1 to 10000 (others: 100; cgroup)\n"
+    "      --disk SIZE        (root) the workspace sbx makes holds at most SIZE, e.g. 1G:\n"
+    "                         an ext4 image beside it, kept across stop and start, removed\n"
+    "                         by sbx rm (not with -w)\n"
     "      --nofile N         open files per command (default 4096)\n"
     "      --fsize SIZE       largest file a command may write\n"
     "      --seccomp FILE     seccomp policy for every command (default: the built-in one)\n"
@@ -171,7 +175,7 @@ static char *absolute(const char *p, int must_exist)
 
 enum { O_NAME = 256, O_ROOT, O_SNAP, O_MANIFEST, O_HOSTNAME, O_BIND, O_RO_BIND, O_SECCOMP,
        O_PTRACE, O_NPROC, O_TMPFS, O_MEMORY, O_PIDS, O_CPUS, O_NOFILE, O_FSIZE, O_NET, O_ALLOW,
-       O_ADD_HOST, O_NET_RANGE };
+       O_ADD_HOST, O_NET_RANGE, O_IO_WEIGHT, O_DISK };
 
 static int create_option(struct create_args *a, int c, const char *arg)
 {
@@ -270,6 +274,26 @@ static int create_option(struct create_args *a, int c, const char *arg)
                                json_object_new_int64((int64_t)v));
         return 0;
     }
+    case O_IO_WEIGHT: {
+        char *end = NULL;
+        unsigned long v = strtoul(arg, &end, 10);
+        if (!*arg || *end || v < 1 || v > 10000)
+            return sbx_cli_usage_error("create", "--io-weight '%s' is not a weight from 1 to "
+                                                 "10000",
+                                       arg);
+        json_object_object_add(a->opts, "io_weight", json_object_new_int64((int64_t)v));
+        return 0;
+    }
+    case O_DISK: {
+        uint64_t v = 0;
+        if (sbx_cli_parse_size(arg, &v) < 0 || v < (8u << 20) || v > INT64_MAX)
+            return sbx_cli_usage_error("create", "--disk '%s' is not a size of at least 8M "
+                                                 "(like 64M, 2G)",
+                                       arg);
+        json_object_object_add(a->opts, "workspace_quota_bytes",
+                               json_object_new_int64((int64_t)v));
+        return 0;
+    }
     case O_CPUS: {
         char *end = NULL;
         double v = strtod(arg, &end);
@@ -362,6 +386,8 @@ static int create_parse(int argc, char **argv, struct create_args *a)
         {"net-range", required_argument, NULL, O_NET_RANGE},
         {"allow", required_argument, NULL, O_ALLOW},
         {"add-host", required_argument, NULL, O_ADD_HOST},
+        {"io-weight", required_argument, NULL, O_IO_WEIGHT},
+        {"disk", required_argument, NULL, O_DISK},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int c;
@@ -389,6 +415,9 @@ static int create_parse(int argc, char **argv, struct create_args *a)
     int veth = net && !strcmp(json_object_get_string(net), "veth");
     if (!veth && json_object_object_get_ex(a->opts, "net_range", NULL))
         return sbx_cli_usage_error("create", "--net-range needs --net veth");
+    if (a->workspace && json_object_object_get_ex(a->opts, "workspace_quota_bytes", NULL))
+        return sbx_cli_usage_error("create", "--disk sizes a workspace sbx makes: not with "
+                                             "--workspace");
     return 0;
 }
 
