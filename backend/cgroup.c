@@ -34,6 +34,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,10 +45,10 @@
 #define CGROUP2_SUPER_MAGIC 0x63677270
 #endif
 
-enum { CG_MEMORY, CG_PIDS, CG_CPU, CG_IO, CG_N };
+enum { CG_MEMORY, CG_PIDS, CG_CPU, CG_IO, CG_CPUSET, CG_N };
 /* The controller's name in the unified hierarchy, and its v1 hierarchy's. */
-static const char *const cg_name[CG_N] = {"memory", "pids", "cpu", "io"};
-static const char *const cg_v1[CG_N] = {"memory", "pids", "cpu", "blkio"};
+static const char *const cg_name[CG_N] = {"memory", "pids", "cpu", "io", "cpuset"};
+static const char *const cg_v1[CG_N] = {"memory", "pids", "cpu", "blkio", "cpuset"};
 
 struct sbx_cgroup {
     char *v2;           /* session cgroup in the unified hierarchy, or NULL */
@@ -196,7 +197,9 @@ void sbx__cg_free(struct sbx_cgroup *cg)
 static int wanted(const struct sbx_cg_limits *l, int c)
 {
     return (c == CG_MEMORY && l->memory_bytes) || (c == CG_PIDS && l->pids_max) ||
-           (c == CG_CPU && l->cpus > 0) || (c == CG_IO && l->io_weight);
+           (c == CG_CPU && l->cpus > 0) ||
+           (c == CG_IO && (l->io_weight || l->io_read_bps || l->io_write_bps)) ||
+           (c == CG_CPUSET && l->cpuset);
 }
 
 /* Whether the unified cgroup `dir` lists `ctrl` in `file` (cgroup.controllers: what its
@@ -345,6 +348,86 @@ static int apply_io(const char *dir, int v2, unsigned w)
     return -ENOENT;
 }
 
+/* "MAJ:MIN" of the whole disk that holds `path`, for io.max and blkio.throttle: -1 when it
+ * is on no block device (tmpfs, say). A partition's limits are set on its disk. */
+static int block_device_of(const char *path, char *out, size_t cap)
+{
+    struct stat st;
+    if (!path || stat(path, &st) < 0 || major(st.st_dev) == 0)
+        return -1;
+    char sys[128], dev[32];
+    snprintf(sys, sizeof(sys), "/sys/dev/block/%u:%u", major(st.st_dev), minor(st.st_dev));
+    if (access(sys, F_OK) != 0)
+        return -1;
+    char part[160];
+    snprintf(part, sizeof(part), "%s/partition", sys);
+    if (access(part, F_OK) == 0) {
+        snprintf(part, sizeof(part), "%s/..", sys);
+        if (read_str(part, "dev", dev, sizeof(dev)) < 0)
+            return -1;
+    } else if (read_str(sys, "dev", dev, sizeof(dev)) < 0) {
+        return -1;
+    }
+    dev[strcspn(dev, "\n")] = '\0';
+    return (size_t)snprintf(out, cap, "%s", dev) < cap ? 0 : -1;
+}
+
+/* Bandwidth on the workspace's device: 0, -ENODEV when it has none, or another -errno. */
+static int apply_io_bps(const char *dir, int v2, const struct sbx_cg_limits *l)
+{
+    char dev[32], v[128];
+    if (block_device_of(l->io_path, dev, sizeof(dev)) < 0)
+        return -ENODEV;
+    if (v2) {
+        char r[32] = "max", w[32] = "max";
+        if (l->io_read_bps)
+            snprintf(r, sizeof(r), "%llu", (unsigned long long)l->io_read_bps);
+        if (l->io_write_bps)
+            snprintf(w, sizeof(w), "%llu", (unsigned long long)l->io_write_bps);
+        snprintf(v, sizeof(v), "%s rbps=%s wbps=%s", dev, r, w);
+        return write_str(dir, "io.max", v);
+    }
+    int e = 0;
+    if (l->io_read_bps) {
+        snprintf(v, sizeof(v), "%s %llu", dev, (unsigned long long)l->io_read_bps);
+        e = write_str(dir, "blkio.throttle.read_bps_device", v);
+    }
+    if (!e && l->io_write_bps) {
+        snprintf(v, sizeof(v), "%s %llu", dev, (unsigned long long)l->io_write_bps);
+        e = write_str(dir, "blkio.throttle.write_bps_device", v);
+    }
+    return e;
+}
+
+/* v1 cpuset: a new cgroup starts with no CPUs and no memory nodes, and a task can join it
+ * only once both are set; its parent (the "sbx" group sbx may have made) likewise. Both are
+ * filled from above. */
+static int v1_cpuset_fill(const char *dir)
+{
+    char parent[4600], buf[512];
+    snprintf(parent, sizeof(parent), "%s", dir);
+    char *slash = strrchr(parent, '/');
+    if (!slash)
+        return -EINVAL;
+    *slash = '\0';
+    static const char *const files[] = {"cpuset.cpus", "cpuset.mems"};
+    for (int i = 0; i < 2; i++) {
+        if (read_str(dir, files[i], buf, sizeof(buf)) == 0 && buf[0] != '\n' && buf[0])
+            continue;
+        if (read_str(parent, files[i], buf, sizeof(buf)) < 0)
+            return -errno;
+        if (buf[0] == '\n' || !buf[0]) {
+            int e = v1_cpuset_fill(parent);
+            if (e < 0 || read_str(parent, files[i], buf, sizeof(buf)) < 0)
+                return e < 0 ? e : -errno;
+        }
+        int e = write_str(dir, files[i], buf);
+        if (e < 0)
+            return e;
+    }
+    return 0;
+}
+
 static int apply(struct sbx_cgroup *cg, int c, const struct sbx_cg_limits *l, sbx_error **err)
 {
     char v[64];
@@ -364,8 +447,28 @@ static int apply(struct sbx_cgroup *cg, int c, const struct sbx_cg_limits *l, sb
     } else if (c == CG_PIDS) {
         snprintf(v, sizeof(v), "%u", l->pids_max);
         e = write_str(dir, "pids.max", v);
+    } else if (c == CG_CPUSET) {
+        if (!cg->from_v2[c] && (e = v1_cpuset_fill(dir)) < 0)
+            return limit_err(err, "cpuset", -e, "the v1 cpuset group cannot be set up");
+        e = write_str(dir, "cpuset.cpus", l->cpuset);
+        if (e == -EINVAL || e == -ERANGE)
+            return limit_err(err, "cpuset", -e,
+                             "the CPU list is not a subset of the CPUs sbx's cgroup may use");
+    } else if (c == CG_IO && !l->io_weight) {
+        e = apply_io_bps(dir, cg->from_v2[c], l);
+        if (e == -ENODEV)
+            return limit_err(err, cg->from_v2[c] ? cg_name[c] : cg_v1[c], ENODEV,
+                             "the workspace is on no block device (an ephemeral or tmpfs "
+                             "workspace), so there is no device to limit");
     } else if (c == CG_IO) {
         e = apply_io(dir, cg->from_v2[c], l->io_weight);
+        if (e == 0 && (l->io_read_bps || l->io_write_bps)) {
+            e = apply_io_bps(dir, cg->from_v2[c], l);
+            if (e == -ENODEV)
+                return limit_err(err, cg->from_v2[c] ? cg_name[c] : cg_v1[c], ENODEV,
+                                 "the workspace is on no block device (an ephemeral or tmpfs "
+                                 "workspace), so there is no device to limit");
+        }
         if (e == -ENOENT)
             return limit_err(err, cg->from_v2[c] ? cg_name[c] : cg_v1[c], ENOENT,
                              cg->from_v2[c]

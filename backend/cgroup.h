@@ -13,6 +13,9 @@ struct sbx_cg_limits {
     unsigned pids_max;     /* 0: none */
     double cpus;           /* CPUs' worth of time per period; 0: none */
     unsigned io_weight;    /* 1..10000 (v2 io.weight; scaled for v1 blkio); 0: none */
+    const char *cpuset;    /* CPU list for cpuset.cpus; NULL: none */
+    uint64_t io_read_bps, io_write_bps; /* v2 io.max / v1 blkio.throttle; 0: none */
+    const char *io_path;   /* a path on the block device the bandwidth limits are for */
     int best_effort;       /* a limit that cannot be enforced is skipped, not an error */
 };
 

@@ -370,6 +370,10 @@ int sbx__ns_start_begin(const struct sbx_backend_config *c, struct sbx_sandbox *
                                 .pids_max = c->pids_max,
                                 .cpus = c->cpus,
                                 .io_weight = c->io_weight,
+                                .cpuset = c->cpuset,
+                                .io_read_bps = c->io_read_bps,
+                                .io_write_bps = c->io_write_bps,
+                                .io_path = c->workspace,
                                 .best_effort = c->cgroup_best_effort};
     if (r == 0)
         r = sbx__cg_create(c->id ? c->id : "session", &lim, &cg, err);

@@ -58,6 +58,8 @@ struct sbx_session {
     unsigned pids_max;
     double cpus;
     unsigned io_weight;
+    char *cpuset;
+    uint64_t io_read_bps, io_write_bps;
     uint64_t workspace_quota; /* an ext4 image for the owned workspace (workspace_quota.c) */
     int quota_mounted;        /* this handle mounted it at `workspace` */
     unsigned flags;
@@ -131,6 +133,26 @@ static int env_ok(const char *const *env)
     return 1;
 }
 
+/* A CPU list as the kernel writes them: "3", "0-1", "0-1,4,6-7". */
+static int cpu_list_ok(const char *v)
+{
+    const char *p = v;
+    do {
+        if (*p < '0' || *p > '9')
+            return 0;
+        while (*p >= '0' && *p <= '9')
+            p++;
+        if (*p == '-') {
+            p++;
+            if (*p < '0' || *p > '9')
+                return 0;
+            while (*p >= '0' && *p <= '9')
+                p++;
+        }
+    } while (*p == ',' && *++p);
+    return *p == '\0' && p - v < 256;
+}
+
 static int validate(const sbx_session_opts *o, sbx_error **err)
 {
     if (o->size != sizeof(*o))
@@ -165,6 +187,13 @@ static int validate(const sbx_session_opts *o, sbx_error **err)
     if (o->io_weight > 10000)
         return sbx_err(err, SBX_EINVAL, 0, "create",
                        "io_weight %u is out of range (1 to 10000; 0: none)", o->io_weight);
+    if (o->cpuset && !cpu_list_ok(o->cpuset))
+        return sbx_err(err, SBX_EINVAL, 0, "create",
+                       "cpuset '%s' is not a CPU list (like 0-1,3)", o->cpuset);
+    if ((o->io_read_bps || o->io_write_bps) && (o->flags & SBX_SESSION_EPHEMERAL_WORKSPACE))
+        return sbx_err(err, SBX_EINVAL, 0, "create",
+                       "io_read_bps and io_write_bps limit the workspace's block device, and "
+                       "an ephemeral workspace (tmpfs) has none");
     if (o->workspace_quota_bytes) {
         if (o->workspace)
             return sbx_err(err, SBX_EINVAL, 0, "create",
@@ -214,6 +243,8 @@ static int copy_opts(sbx_session *s, const sbx_session_opts *o)
         return -1;
     if (o->control_socket && !(s->control_socket = strdup(o->control_socket)))
         return -1;
+    if (o->cpuset && !(s->cpuset = strdup(o->cpuset)))
+        return -1;
     if (o->n_binds && !(s->binds = calloc(o->n_binds, sizeof(*s->binds))))
         return -1;
     for (size_t i = 0; i < o->n_binds; i++) {
@@ -256,6 +287,8 @@ int sbx_session_new(const sbx_session_opts *o, sbx_session **out, sbx_error **er
     s->pids_max = o->pids_max;
     s->cpus = o->cpus;
     s->io_weight = o->io_weight;
+    s->io_read_bps = o->io_read_bps;
+    s->io_write_bps = o->io_write_bps;
     s->workspace_quota = o->workspace_quota_bytes;
     s->flags = o->flags;
     s->ops->ids(&s->ids);
@@ -362,6 +395,9 @@ static int start_sandbox(sbx_session *s, int begin_only, sbx_error **err)
         .pids_max = s->pids_max,
         .cpus = s->cpus,
         .io_weight = s->io_weight,
+        .cpuset = s->cpuset,
+        .io_read_bps = s->io_read_bps,
+        .io_write_bps = s->io_write_bps,
         .cgroup_best_effort = (s->flags & SBX_SESSION_CGROUP_BEST_EFFORT) != 0,
     };
     struct sbx_sandbox *sb = NULL;
@@ -552,6 +588,7 @@ void sbx_session_free(sbx_session *s)
     sbx__pty_reg_free(s->pty);
     sbx__net_clear(&s->net);
     free(s->control_socket);
+    free(s->cpuset);
     free(s->owned_dir);
     free(s->workspace);
     free(s->root);

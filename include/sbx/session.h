@@ -48,7 +48,7 @@ enum sbx_session_flags {
      * Nothing touches the host's disk and nothing is left to remove; the files live in
      * memory and are gone at shutdown. sbx_session_workspace() is then NULL. */
     SBX_SESSION_EPHEMERAL_WORKSPACE = 1u << 3,
-    /* A cgroup limit (memory_bytes, pids_max, cpus, io_weight) that this machine cannot
+    /* A cgroup limit (memory_bytes, pids_max, cpus, io_weight, cpuset, io_*_bps) that this machine cannot
      * enforce is skipped instead of failing start(). */
     SBX_SESSION_CGROUP_BEST_EFFORT = 1u << 4,
 };
@@ -127,6 +127,13 @@ typedef struct sbx_session_opts {
                                   not ephemeral) is an ext4 image of this size, loop-mounted
                                   at it, so writes past it fail with ENOSPC; at least 8 MiB.
                                   0: none (docs/limits.md) */
+    const char *cpuset;        /* cgroup: the CPUs the sandbox may run on, as the kernel
+                                  writes lists ("0-1,3"); NULL: all. cgroup v2 cpuset.cpus,
+                                  else the v1 cpuset hierarchy */
+    uint64_t io_read_bps;      /* cgroup: bytes per second the sandbox may read from, and */
+    uint64_t io_write_bps;     /* write to, the block device of its workspace (v2 io.max,
+                                  v1 blkio.throttle); 0: no limit. Needs a workspace on a
+                                  block device: an ephemeral (tmpfs) one has none */
 } sbx_session_opts;
 
 #define SBX_SESSION_OPTS_INIT {.size = sizeof(sbx_session_opts)}

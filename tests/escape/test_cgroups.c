@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -268,4 +269,62 @@ Test(escape_cgroups, a_bad_io_weight_is_refused)
                   sbx_error_message(err));
     sbx_error_free(err);
     cr_expect_null(s);
+}
+
+Test(escape_cgroups, a_cpuset_pins_every_command)
+{
+    sbx_session_opts o = SBX_SESSION_OPTS_INIT;
+    o.cpuset = "0";
+    sbx_session *s = start_or_skip(&o, "no cpuset controller here");
+    sbx_exec_result *r = sbx_test_sh(s, "grep Cpus_allowed_list /proc/self/status; "
+                                        "sh -c 'grep Cpus_allowed_list /proc/self/status'");
+    cr_expect_str_eq((const char *)r->out, "Cpus_allowed_list:\t0\nCpus_allowed_list:\t0\n");
+    sbx_exec_result_free(r);
+    sbx_session_free(s);
+
+    sbx_session *bad = NULL;
+    sbx_error *err = NULL;
+    o.cpuset = "0-";
+    cr_expect_lt(sbx_session_new(&o, &bad, &err), 0);
+    cr_expect_eq(sbx_error_code(err), SBX_EINVAL);
+    sbx_error_free(err);
+}
+
+/* 2 MiB written with O_DIRECT at 1 MiB/s takes about 2 s; without the limit, milliseconds. */
+Test(escape_cgroups, disk_bandwidth_is_capped_on_the_workspace_device)
+{
+    char ws[] = "/var/tmp/sbx-test-io-XXXXXX";
+    sbx_test_mkdtemp_ws(ws);
+    struct stat st;
+    cr_assert_eq(stat(ws, &st), 0);
+    if (major(st.st_dev) == 0) {
+        rmdir(ws);
+        cr_skip_test("%s is on no block device here (tmpfs): nothing to throttle", ws);
+    }
+    sbx_session_opts o = SBX_SESSION_OPTS_INIT;
+    o.workspace = ws;
+    o.io_write_bps = 1u << 20;
+    sbx_session *s = start_or_skip(&o, "no io/blkio throttling here");
+    sbx_exec_result *r = sbx_test_sh(
+        s, "dd if=/dev/zero of=f bs=256k count=8 oflag=direct 2>&1 >/dev/null | tail -1");
+    double ms = r->duration_ms;
+    int direct_refused = strstr((const char *)r->out, "Invalid argument") != NULL;
+    sbx_exec_result_free(r);
+    sbx_session_free(s);
+    char f[64];
+    snprintf(f, sizeof(f), "%s/f", ws);
+    unlink(f);
+    cr_expect_eq(rmdir(ws), 0, "%s: %s", ws, strerror(errno));
+    if (direct_refused)
+        cr_skip_test("the workspace's file system refuses O_DIRECT: nothing to measure");
+    cr_expect_geq(ms, 1200.0, "2 MiB at 1 MiB/s took %.0f ms", ms);
+    cr_expect_leq(ms, 10000.0, "%.0f ms", ms);
+
+    o.workspace = NULL;
+    o.flags = SBX_SESSION_EPHEMERAL_WORKSPACE;
+    sbx_session *e = NULL;
+    sbx_error *err = NULL;
+    cr_expect_lt(sbx_session_new(&o, &e, &err), 0, "an ephemeral workspace has no device");
+    cr_expect_eq(sbx_error_code(err), SBX_EINVAL);
+    sbx_error_free(err);
 }

@@ -7,8 +7,8 @@
 #      cgroup2, no v1 hierarchy is mounted, and none can be (cgroup_no_v1=all); it stops
 #      with status 125 otherwise;
 #   3. builds the cgroup tree the tests run in, as a delegating supervisor would:
-#        /            subtree_control: memory pids cpu io
-#        /ci          subtree_control: memory pids cpu io   (the lane's delegated group)
+#        /            subtree_control: memory pids cpu io cpuset
+#        /ci          subtree_control: memory pids cpu io cpuset (the lane's delegated group)
 #        /ci/runner   the test runner's own cgroup (a leaf: it holds processes)
 #   4. mounts the host's / read-only over 9p (tag hostroot) and the build directory
 #      read-write at the same path (tag build), with fresh /proc /sys /dev /tmp /run;
@@ -67,7 +67,7 @@ say "pure cgroup v2: $CG is cgroup2 (magic 0x$(stat -f -c %t $CG)), no v1 hierar
 	"v1 memory/pids/cpu cannot be mounted (cgroup_no_v1=all);" \
 	"root controllers: $(cat $CG/cgroup.controllers)"
 
-CTRL="+memory +pids +cpu +io"
+CTRL="+memory +pids +cpu +io +cpuset"
 echo "$CTRL" > $CG/cgroup.subtree_control || fail "enabling $CTRL at the root"
 mkdir $CG/ci || fail "mkdir $CG/ci"
 echo "$CTRL" > $CG/ci/cgroup.subtree_control || fail "enabling $CTRL in /ci"

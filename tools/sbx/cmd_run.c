@@ -47,6 +47,10 @@ static void usage(FILE *f)
             "      --disk SIZE        (root) a host workspace of at most SIZE, e.g. 1G: an ext4\n"
             "                         image sbx makes and removes (not with -w or --keep); by\n"
             "                         default the workspace is a tmpfs of --tmpfs-size\n"
+            "      --cpuset LIST      the CPUs the sandbox may run on, e.g. 0-1,3 (cgroup)\n"
+            "      --io-read-bps R, --io-write-bps W  bytes per second to and from the\n"
+            "                         workspace's disk, e.g. 10M (cgroup; needs -w, --keep or\n"
+            "                         --disk: a tmpfs workspace has no disk)\n"
             "      --limits-best-effort  skip a limit this machine cannot enforce instead of\n"
             "                         failing\n"
             "      --nofile N         open files per command (default 4096)\n"
@@ -97,7 +101,7 @@ static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
     enum { O_KEEP = 256, O_ROOT, O_HOSTNAME, O_BIND, O_RO_BIND, O_JSON, O_SECCOMP, O_PTRACE,
            O_NPROC, O_TMPFS, O_EVENTS, O_EVENTS_STDERR, O_TRACEPARENT, O_MEMORY, O_PIDS, O_CPUS,
            O_BEST_EFFORT, O_NOFILE, O_FSIZE, O_NET, O_ALLOW, O_ADD_HOST, O_NET_RANGE,
-           O_IO_WEIGHT, O_DISK };
+           O_IO_WEIGHT, O_DISK, O_CPUSET, O_IO_READ, O_IO_WRITE };
     static const struct option longs[] = {
         {"workspace", required_argument, NULL, 'w'}, {"keep", no_argument, NULL, O_KEEP},
         {"root", required_argument, NULL, O_ROOT},   {"timeout", required_argument, NULL, 't'},
@@ -124,6 +128,9 @@ static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
         {"add-host", required_argument, NULL, O_ADD_HOST},
         {"io-weight", required_argument, NULL, O_IO_WEIGHT},
         {"disk", required_argument, NULL, O_DISK},
+        {"cpuset", required_argument, NULL, O_CPUSET},
+        {"io-read-bps", required_argument, NULL, O_IO_READ},
+        {"io-write-bps", required_argument, NULL, O_IO_WRITE},
         {NULL, 0, NULL, 0}};
     char msg[512];
     int c;
@@ -223,6 +230,17 @@ static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
             if (!*optarg || *end || v < 1 || v > 10000)
                 return fail("--io-weight '%s' is not a weight from 1 to 10000", optarg);
             ro->so.io_weight = (unsigned)v;
+            break;
+        }
+        case O_CPUSET:
+            ro->so.cpuset = optarg; /* the library checks the list */
+            break;
+        case O_IO_READ:
+        case O_IO_WRITE: {
+            uint64_t *v = c == O_IO_READ ? &ro->so.io_read_bps : &ro->so.io_write_bps;
+            if (sbx_cli_parse_size(optarg, v) < 0 || !*v)
+                return fail("--io-%s-bps '%s' is not a rate in bytes per second (like 10M)",
+                            c == O_IO_READ ? "read" : "write", optarg);
             break;
         }
         case O_DISK:

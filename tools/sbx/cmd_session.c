@@ -49,6 +49,9 @@ static const char create_usage[] =
     "      --disk SIZE        (root) the workspace sbx makes holds at most SIZE, e.g. 1G:\n"
     "                         an ext4 image beside it, kept across stop and start, removed\n"
     "                         by sbx rm (not with -w)\n"
+    "      --cpuset LIST      the CPUs the sandbox may run on, e.g. 0-1,3 (cgroup)\n"
+    "      --io-read-bps R, --io-write-bps W  bytes per second to and from the\n"
+    "                         workspace's disk, e.g. 10M (cgroup)\n"
     "      --nofile N         open files per command (default 4096)\n"
     "      --fsize SIZE       largest file a command may write\n"
     "      --seccomp FILE     seccomp policy for every command (default: the built-in one)\n"
@@ -175,7 +178,7 @@ static char *absolute(const char *p, int must_exist)
 
 enum { O_NAME = 256, O_ROOT, O_SNAP, O_MANIFEST, O_HOSTNAME, O_BIND, O_RO_BIND, O_SECCOMP,
        O_PTRACE, O_NPROC, O_TMPFS, O_MEMORY, O_PIDS, O_CPUS, O_NOFILE, O_FSIZE, O_NET, O_ALLOW,
-       O_ADD_HOST, O_NET_RANGE, O_IO_WEIGHT, O_DISK };
+       O_ADD_HOST, O_NET_RANGE, O_IO_WEIGHT, O_DISK, O_CPUSET, O_IO_READ, O_IO_WRITE };
 
 static int create_option(struct create_args *a, int c, const char *arg)
 {
@@ -284,6 +287,20 @@ static int create_option(struct create_args *a, int c, const char *arg)
         json_object_object_add(a->opts, "io_weight", json_object_new_int64((int64_t)v));
         return 0;
     }
+    case O_CPUSET:
+        json_object_object_add(a->opts, "cpuset", json_object_new_string(arg));
+        return 0;
+    case O_IO_READ:
+    case O_IO_WRITE: {
+        uint64_t v = 0;
+        if (sbx_cli_parse_size(arg, &v) < 0 || !v || v > INT64_MAX)
+            return sbx_cli_usage_error("create", "--io-%s-bps '%s' is not a rate in bytes per "
+                                                 "second (like 10M)",
+                                       c == O_IO_READ ? "read" : "write", arg);
+        json_object_object_add(a->opts, c == O_IO_READ ? "io_read_bps" : "io_write_bps",
+                               json_object_new_int64((int64_t)v));
+        return 0;
+    }
     case O_DISK: {
         uint64_t v = 0;
         if (sbx_cli_parse_size(arg, &v) < 0 || v < (8u << 20) || v > INT64_MAX)
@@ -388,6 +405,9 @@ static int create_parse(int argc, char **argv, struct create_args *a)
         {"add-host", required_argument, NULL, O_ADD_HOST},
         {"io-weight", required_argument, NULL, O_IO_WEIGHT},
         {"disk", required_argument, NULL, O_DISK},
+        {"cpuset", required_argument, NULL, O_CPUSET},
+        {"io-read-bps", required_argument, NULL, O_IO_READ},
+        {"io-write-bps", required_argument, NULL, O_IO_WRITE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int c;
