@@ -9,8 +9,9 @@
  * A controller is taken from v2 when the unified hierarchy can hand it to the session
  * cgroup, else from its v1 hierarchy. Every session cgroup is "sbx-<session id>" below the
  * cgroup sbx itself runs in, in each hierarchy used; when that is a hierarchy's root, below a
- * "sbx" group there instead, so sessions never sit at the root itself; $SBX_CGROUP_PARENT
- * names another (delegated) unified cgroup instead. cgroup v2 hands controllers down only
+ * "sbx" group there instead, so sessions never sit at the root itself. A configured parent
+ * (the session's cgroup_parent, else $SBX_CGROUP_PARENT: a path from each hierarchy's root,
+ * delegated to sbx) takes the place of sbx's own cgroup in every hierarchy. cgroup v2 hands controllers down only
  * from a cgroup without processes: when sbx is alone in its cgroup it moves itself into a
  * leaf "sbx-host" below it (see v2_session_parent). No process is moved out of its subtree.
  * The agent starts inside the v2 cgroup directly (CLONE_INTO_CGROUP) and is put into the v1
@@ -248,15 +249,22 @@ static int v2_session_parent(const char *mnt, const struct sbx_cg_limits *l, int
                              char *where, size_t cap, sbx_error **err)
 {
     char self[4096];
-    const char *conf = getenv("SBX_CGROUP_PARENT");
+    const char *conf = l->parent ? l->parent : getenv("SBX_CGROUP_PARENT");
     int own = 0;
     if (conf && *conf) {
         const char *rel = strncmp(conf, mnt, strlen(mnt)) == 0 ? conf + strlen(mnt) : conf;
-        if ((size_t)snprintf(where, cap, "%s%s%s", mnt, *rel == '/' ? "" : "/", rel) >= cap ||
-            !is_cgroup2(where))
+        if ((size_t)snprintf(where, cap, "%s%s%s", mnt, *rel == '/' ? "" : "/", rel) >= cap)
+            return sbx_err(err, SBX_EBACKEND, ENAMETOOLONG, "start", "cgroup path too long");
+        if (!is_cgroup2(where)) {
+            /* On a hybrid host the parent need only exist where a controller comes from:
+             * the v1 hierarchies say so below. On pure v2 there is nowhere else. */
+            if (strcmp(mnt, "/sys/fs/cgroup") != 0)
+                return 0;
             return sbx_err(err, SBX_ECONFIG, errno, "start",
-                           "SBX_CGROUP_PARENT=%s is not a cgroup of the unified hierarchy at %s",
+                           "the cgroup parent %s (cgroup_parent or SBX_CGROUP_PARENT) is not a "
+                           "cgroup of the unified hierarchy at %s",
                            conf, mnt);
+        }
     } else {
         if (sbx__cg_self_path("", self, sizeof(self)) < 0)
             return 0;
@@ -545,8 +553,20 @@ int sbx__cg_create(const char *id, const struct sbx_cg_limits *l, struct sbx_cgr
             goto fail;
         }
         char where[4400];
-        if (session_parent(hier, self, where, sizeof(where)) < 0)
+        const char *conf = l->parent ? l->parent : getenv("SBX_CGROUP_PARENT");
+        if (conf && *conf) {
+            snprintf(where, sizeof(where), "%s%s%s", hier, *conf == '/' ? "" : "/", conf);
+            struct stat st;
+            if (stat(where, &st) < 0 || !S_ISDIR(st.st_mode)) {
+                r = sbx_err(err, SBX_ECONFIG, errno, "start",
+                            "the cgroup parent %s (cgroup_parent or SBX_CGROUP_PARENT) does not "
+                            "exist in the %s hierarchy: make it, or leave the parent unset",
+                            conf, cg_v1[c]);
+                goto fail;
+            }
+        } else if (session_parent(hier, self, where, sizeof(where)) < 0) {
             snprintf(where, sizeof(where), "%s%s", hier, self); /* mkdir below reports it */
+        }
         snprintf(path, sizeof(path), "%s/sbx-%s", where, id);
         if ((r = mkdir_cg(path, err)) < 0) {
             if (l->best_effort) {

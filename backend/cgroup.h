@@ -16,6 +16,8 @@ struct sbx_cg_limits {
     const char *cpuset;    /* CPU list for cpuset.cpus; NULL: none */
     uint64_t io_read_bps, io_write_bps; /* v2 io.max / v1 blkio.throttle; 0: none */
     const char *io_path;   /* a path on the block device the bandwidth limits are for */
+    const char *parent;    /* session cgroups go below it in each hierarchy (a path from its
+                              root); NULL: $SBX_CGROUP_PARENT, else below sbx's own cgroup */
     int best_effort;       /* a limit that cannot be enforced is skipped, not an error */
 };
 

@@ -374,6 +374,7 @@ int sbx__ns_start_begin(const struct sbx_backend_config *c, struct sbx_sandbox *
                                 .io_read_bps = c->io_read_bps,
                                 .io_write_bps = c->io_write_bps,
                                 .io_path = c->workspace,
+                                .parent = c->cgroup_parent,
                                 .best_effort = c->cgroup_best_effort};
     if (r == 0)
         r = sbx__cg_create(c->id ? c->id : "session", &lim, &cg, err);

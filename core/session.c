@@ -59,6 +59,7 @@ struct sbx_session {
     double cpus;
     unsigned io_weight;
     char *cpuset;
+    char *cgroup_parent;
     uint64_t io_read_bps, io_write_bps;
     uint64_t workspace_quota; /* an ext4 image for the owned workspace (workspace_quota.c) */
     int quota_mounted;        /* this handle mounted it at `workspace` */
@@ -187,6 +188,12 @@ static int validate(const sbx_session_opts *o, sbx_error **err)
     if (o->io_weight > 10000)
         return sbx_err(err, SBX_EINVAL, 0, "create",
                        "io_weight %u is out of range (1 to 10000; 0: none)", o->io_weight);
+    if (o->cgroup_parent && (o->cgroup_parent[0] != '/' || strstr(o->cgroup_parent, "..") ||
+                             strlen(o->cgroup_parent) > 1024))
+        return sbx_err(err, SBX_EINVAL, 0, "create",
+                       "cgroup_parent '%s' must be an absolute path from a hierarchy's root, "
+                       "without '..'",
+                       o->cgroup_parent);
     if (o->cpuset && !cpu_list_ok(o->cpuset))
         return sbx_err(err, SBX_EINVAL, 0, "create",
                        "cpuset '%s' is not a CPU list (like 0-1,3)", o->cpuset);
@@ -244,6 +251,8 @@ static int copy_opts(sbx_session *s, const sbx_session_opts *o)
     if (o->control_socket && !(s->control_socket = strdup(o->control_socket)))
         return -1;
     if (o->cpuset && !(s->cpuset = strdup(o->cpuset)))
+        return -1;
+    if (o->cgroup_parent && !(s->cgroup_parent = strdup(o->cgroup_parent)))
         return -1;
     if (o->n_binds && !(s->binds = calloc(o->n_binds, sizeof(*s->binds))))
         return -1;
@@ -398,6 +407,7 @@ static int start_sandbox(sbx_session *s, int begin_only, sbx_error **err)
         .cpuset = s->cpuset,
         .io_read_bps = s->io_read_bps,
         .io_write_bps = s->io_write_bps,
+        .cgroup_parent = s->cgroup_parent,
         .cgroup_best_effort = (s->flags & SBX_SESSION_CGROUP_BEST_EFFORT) != 0,
     };
     struct sbx_sandbox *sb = NULL;
@@ -589,6 +599,7 @@ void sbx_session_free(sbx_session *s)
     sbx__net_clear(&s->net);
     free(s->control_socket);
     free(s->cpuset);
+    free(s->cgroup_parent);
     free(s->owned_dir);
     free(s->workspace);
     free(s->root);

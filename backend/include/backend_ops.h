@@ -72,6 +72,7 @@ struct sbx_backend_config {
     unsigned io_weight;          /* relative block I/O weight, 1..10000 (0: none) */
     const char *cpuset;          /* CPU list ("0-1,3"); NULL: all */
     uint64_t io_read_bps, io_write_bps; /* on the workspace's block device (0: none) */
+    const char *cgroup_parent;   /* below which session cgroups go; NULL: the default */
     int cgroup_best_effort;      /* skip a limit that cannot be enforced instead of failing */
 };
 

@@ -134,6 +134,11 @@ typedef struct sbx_session_opts {
     uint64_t io_write_bps;     /* write to, the block device of its workspace (v2 io.max,
                                   v1 blkio.throttle); 0: no limit. Needs a workspace on a
                                   block device: an ephemeral (tmpfs) one has none */
+    const char *cgroup_parent; /* where the session's cgroups go (sbx-<id> below it): a path
+                                  from each hierarchy's root, e.g. "/system.slice/agents.slice
+                                  /sessions", that exists in every hierarchy used and is
+                                  delegated to sbx (on v2: holding no processes). NULL:
+                                  $SBX_CGROUP_PARENT, else below sbx's own cgroup */
 } sbx_session_opts;
 
 #define SBX_SESSION_OPTS_INIT {.size = sizeof(sbx_session_opts)}

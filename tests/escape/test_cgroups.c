@@ -328,3 +328,75 @@ Test(escape_cgroups, disk_bandwidth_is_capped_on_the_workspace_device)
     cr_expect_eq(sbx_error_code(err), SBX_EINVAL);
     sbx_error_free(err);
 }
+
+/* A configured parent takes the place of sbx's own cgroup: the session's memory cgroup is
+ * sbx-<id> right below it. On v1 the test makes the parent below its own memory cgroup; on
+ * pure v2, below $SBX_CGROUP_PARENT (a delegated, empty cgroup), with memory handed down. */
+Test(escape_cgroups, cgroups_go_below_a_configured_parent)
+{
+    char rel[512], dir[1024], self[512] = "";
+    struct stat st;
+    int v1 = stat("/sys/fs/cgroup/memory/memory.limit_in_bytes", &st) == 0;
+    FILE *f = fopen("/proc/self/cgroup", "re");
+    cr_assert_not_null(f);
+    char line[1024];
+    while (fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = '\0';
+        char *a = strchr(line, ':'), *b = a ? strchr(a + 1, ':') : NULL;
+        if (b && v1 && !strncmp(a + 1, "memory:", 7))
+            snprintf(self, sizeof(self), "%s", strcmp(b + 1, "/") ? b + 1 : "");
+    }
+    fclose(f);
+    const char *env = getenv("SBX_CGROUP_PARENT");
+    if (v1) {
+        snprintf(rel, sizeof(rel), "%s/sbx-test-parent-%d", self, (int)getpid());
+        snprintf(dir, sizeof(dir), "/sys/fs/cgroup/memory%s", rel);
+    } else {
+        SBX_TEST_SKIP_UNLESS(env && *env, "pure cgroup v2 and no SBX_CGROUP_PARENT: no delegated "
+                                          "empty cgroup to make a parent in");
+        char top[1024];
+        snprintf(top, sizeof(top), "/sys/fs/cgroup%s/cgroup.subtree_control", env);
+        FILE *sc = fopen(top, "we");
+        cr_assert_not_null(sc, "%s", top);
+        fputs("+memory", sc);
+        fclose(sc);
+        snprintf(rel, sizeof(rel), "%s/sbx-test-parent-%d", env, (int)getpid());
+        snprintf(dir, sizeof(dir), "/sys/fs/cgroup%s", rel);
+    }
+    cr_assert_eq(mkdir(dir, 0755), 0, "%s: %s", dir, strerror(errno));
+    sbx_session_opts o = SBX_SESSION_OPTS_INIT;
+    o.memory_bytes = 64u << 20;
+    o.cgroup_parent = rel;
+    sbx_session *s = NULL;
+    sbx_error *err = NULL;
+    cr_assert_eq(sbx_session_new(&o, &s, &err), 0, "%s", sbx_error_message(err));
+    int r = sbx_session_start(s, &err);
+    char want[1024], cg[1100] = "";
+    snprintf(want, sizeof(want), "%s/sbx-%s", rel, sbx_session_id(s));
+    if (r == 0) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)sbx_session_agent_pid(s));
+        f = fopen(path, "re");
+        while (f && fgets(line, sizeof(line), f))
+            if ((v1 && strstr(line, ":memory:")) || (!v1 && !strncmp(line, "0::", 3)))
+                snprintf(cg, sizeof(cg), "%s", strrchr(line, ':') + 1);
+        if (f)
+            fclose(f);
+        cg[strcspn(cg, "\n")] = '\0';
+    }
+    sbx_session_free(s);
+    int gone = rmdir(dir) == 0;
+    cr_assert_eq(r, 0, "%s", sbx_error_message(err));
+    cr_expect_str_eq(cg, want);
+    cr_expect(gone, "%s is left (the session cgroup below it must be gone)", dir);
+
+    /* A parent that does not exist is named in the error. */
+    o.cgroup_parent = "/sbx-no-such-parent";
+    err = NULL;
+    cr_assert_eq(sbx_session_new(&o, &s, &err), 0);
+    cr_expect_lt(sbx_session_start(s, &err), 0);
+    cr_expect(err && strstr(sbx_error_message(err), "/sbx-no-such-parent"), "%s",
+              sbx_error_message(err));
+    sbx_error_free(err);
+    sbx_session_free(s);
+}

@@ -51,6 +51,8 @@ static void usage(FILE *f)
             "      --io-read-bps R, --io-write-bps W  bytes per second to and from the\n"
             "                         workspace's disk, e.g. 10M (cgroup; needs -w, --keep or\n"
             "                         --disk: a tmpfs workspace has no disk)\n"
+            "      --cgroup-parent P  make the sandbox's cgroups below P (a delegated cgroup, as a\n"
+            "                         path from the hierarchy's root) instead of below sbx's own\n"
             "      --limits-best-effort  skip a limit this machine cannot enforce instead of\n"
             "                         failing\n"
             "      --nofile N         open files per command (default 4096)\n"
@@ -101,7 +103,7 @@ static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
     enum { O_KEEP = 256, O_ROOT, O_HOSTNAME, O_BIND, O_RO_BIND, O_JSON, O_SECCOMP, O_PTRACE,
            O_NPROC, O_TMPFS, O_EVENTS, O_EVENTS_STDERR, O_TRACEPARENT, O_MEMORY, O_PIDS, O_CPUS,
            O_BEST_EFFORT, O_NOFILE, O_FSIZE, O_NET, O_ALLOW, O_ADD_HOST, O_NET_RANGE,
-           O_IO_WEIGHT, O_DISK, O_CPUSET, O_IO_READ, O_IO_WRITE };
+           O_IO_WEIGHT, O_DISK, O_CPUSET, O_IO_READ, O_IO_WRITE, O_CG_PARENT };
     static const struct option longs[] = {
         {"workspace", required_argument, NULL, 'w'}, {"keep", no_argument, NULL, O_KEEP},
         {"root", required_argument, NULL, O_ROOT},   {"timeout", required_argument, NULL, 't'},
@@ -129,6 +131,7 @@ static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
         {"io-weight", required_argument, NULL, O_IO_WEIGHT},
         {"disk", required_argument, NULL, O_DISK},
         {"cpuset", required_argument, NULL, O_CPUSET},
+        {"cgroup-parent", required_argument, NULL, O_CG_PARENT},
         {"io-read-bps", required_argument, NULL, O_IO_READ},
         {"io-write-bps", required_argument, NULL, O_IO_WRITE},
         {NULL, 0, NULL, 0}};
@@ -234,6 +237,9 @@ static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
         }
         case O_CPUSET:
             ro->so.cpuset = optarg; /* the library checks the list */
+            break;
+        case O_CG_PARENT:
+            ro->so.cgroup_parent = optarg; /* the library checks the path */
             break;
         case O_IO_READ:
         case O_IO_WRITE: {

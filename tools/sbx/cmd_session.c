@@ -50,6 +50,7 @@ static const char create_usage[] =
     "                         an ext4 image beside it, kept across stop and start, removed\n"
     "                         by sbx rm (not with -w)\n"
     "      --cpuset LIST      the CPUs the sandbox may run on, e.g. 0-1,3 (cgroup)\n"
+    "      --cgroup-parent P  make the sandbox's cgroups below P (a delegated cgroup)\n"
     "      --io-read-bps R, --io-write-bps W  bytes per second to and from the\n"
     "                         workspace's disk, e.g. 10M (cgroup)\n"
     "      --nofile N         open files per command (default 4096)\n"
@@ -178,7 +179,7 @@ static char *absolute(const char *p, int must_exist)
 
 enum { O_NAME = 256, O_ROOT, O_SNAP, O_MANIFEST, O_HOSTNAME, O_BIND, O_RO_BIND, O_SECCOMP,
        O_PTRACE, O_NPROC, O_TMPFS, O_MEMORY, O_PIDS, O_CPUS, O_NOFILE, O_FSIZE, O_NET, O_ALLOW,
-       O_ADD_HOST, O_NET_RANGE, O_IO_WEIGHT, O_DISK, O_CPUSET, O_IO_READ, O_IO_WRITE };
+       O_ADD_HOST, O_NET_RANGE, O_IO_WEIGHT, O_DISK, O_CPUSET, O_IO_READ, O_IO_WRITE, O_CG_PARENT };
 
 static int create_option(struct create_args *a, int c, const char *arg)
 {
@@ -289,6 +290,9 @@ static int create_option(struct create_args *a, int c, const char *arg)
     }
     case O_CPUSET:
         json_object_object_add(a->opts, "cpuset", json_object_new_string(arg));
+        return 0;
+    case O_CG_PARENT:
+        json_object_object_add(a->opts, "cgroup_parent", json_object_new_string(arg));
         return 0;
     case O_IO_READ:
     case O_IO_WRITE: {
@@ -406,6 +410,7 @@ static int create_parse(int argc, char **argv, struct create_args *a)
         {"io-weight", required_argument, NULL, O_IO_WEIGHT},
         {"disk", required_argument, NULL, O_DISK},
         {"cpuset", required_argument, NULL, O_CPUSET},
+        {"cgroup-parent", required_argument, NULL, O_CG_PARENT},
         {"io-read-bps", required_argument, NULL, O_IO_READ},
         {"io-write-bps", required_argument, NULL, O_IO_WRITE},
         {"help", no_argument, NULL, 'h'},

@@ -700,6 +700,7 @@ int sbx_store_opts_from_rec(const struct sbx_store_rec *r, struct sbx_store_opts
     o->so.io_weight = (unsigned)jint(opts, "io_weight");
     o->so.workspace_quota_bytes = (uint64_t)jint(opts, "workspace_quota_bytes");
     o->so.cpuset = jstr(opts, "cpuset");
+    o->so.cgroup_parent = jstr(opts, "cgroup_parent");
     o->so.io_read_bps = (uint64_t)jint(opts, "io_read_bps");
     o->so.io_write_bps = (uint64_t)jint(opts, "io_write_bps");
     if (json_object_object_get_ex(opts, "cpus", &v))
