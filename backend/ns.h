@@ -49,8 +49,10 @@ int sbx__ns_exec(struct sbx_sandbox *sb, const struct sbx_backend_exec *x,
 /* Bounds blocking reads and writes on a socket whose peer is the agent: the agent runs inside
  * the sandbox, and a stuck (or subverted) one must not hang the host forever. */
 void sbx__ns_sock_timeouts(int fd);
-/* Opens a new operation channel to the agent; returns the host end or -errno. */
+/* Opens a new operation channel to the agent; returns the host end or -errno. The _cmd form
+ * is for EXEC and PTY operations, which the agent may serve from its zygote. */
 int sbx__ns_open_channel(struct sbx_sandbox *sb);
+int sbx__ns_open_cmd_channel(struct sbx_sandbox *sb);
 
 /* ns_connect.c: a connected, non-blocking TCP socket to `port` on the sandbox's loopback in
  * *fd, or *fd = -1 and the connect's errno in *errnum (ECONNREFUSED: nothing listens). An

@@ -336,7 +336,8 @@ int sbx__ns_start_begin(const struct sbx_backend_config *c, struct sbx_sandbox *
     struct sbx_backend_ids ids;
     sbx__ns_ids(&ids);
     p.unprivileged = !ids.range_mapped;
-    cfg.flags = (c->detached ? SBX_CFG_DETACHED : 0) | (ids.range_mapped ? SBX_CFG_RANGE_MAP : 0);
+    cfg.flags = (c->detached ? SBX_CFG_DETACHED : 0) | (ids.range_mapped ? SBX_CFG_RANGE_MAP : 0) |
+                (c->seccomp_builtin ? SBX_CFG_ZYGOTE : 0);
     cfg.sandbox_uid = ids.sandbox_uid;
     cfg.sandbox_gid = ids.sandbox_gid;
 

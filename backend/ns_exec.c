@@ -27,14 +27,14 @@
 #define SBX_EXEC_KILL_WAIT_MS   10000
 #define MS                      1000000ull
 
-int sbx__ns_open_channel(struct sbx_sandbox *sb)
+static int open_channel(struct sbx_sandbox *sb, uint32_t type)
 {
     int ch[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ch) < 0)
         return -errno;
     sbx__ns_sock_timeouts(ch[0]);
     pthread_mutex_lock(&sb->lock);
-    int r = sb->sock < 0 ? -EPIPE : sbx__wire_send(sb->sock, SBX_MSG_OP_OPEN, NULL, 0, &ch[1], 1);
+    int r = sb->sock < 0 ? -EPIPE : sbx__wire_send(sb->sock, type, NULL, 0, &ch[1], 1);
     pthread_mutex_unlock(&sb->lock);
     close(ch[1]);
     if (r < 0) {
@@ -42,6 +42,16 @@ int sbx__ns_open_channel(struct sbx_sandbox *sb)
         return r;
     }
     return ch[0];
+}
+
+int sbx__ns_open_channel(struct sbx_sandbox *sb)
+{
+    return open_channel(sb, SBX_MSG_OP_OPEN);
+}
+
+int sbx__ns_open_cmd_channel(struct sbx_sandbox *sb)
+{
+    return open_channel(sb, SBX_MSG_OP_OPEN_CMD);
 }
 
 static int send_exec(int chan, const struct sbx_backend_exec *x, int in_r, int out_w, int err_w)
@@ -245,7 +255,7 @@ int sbx__ns_exec(struct sbx_sandbox *sb, const struct sbx_backend_exec *x,
     if (sb->cg)
         sbx__cg_stats(sb->cg, &before);
     int p[6];
-    int chan = sbx__ns_open_channel(sb);
+    int chan = sbx__ns_open_cmd_channel(sb);
     if (chan < 0)
         return sbx_err(err, SBX_EEXEC_TRANSPORT, -chan, "exec", "sandbox is not reachable");
     int r = make_pipes(p, x->stdin_fd >= 0);

@@ -276,7 +276,7 @@ int sbx__ns_pty_start(struct sbx_sandbox *sb, const struct sbx_backend_pty_req *
         r = sbx_err(err, SBX_EEXEC_TRANSPORT, errno, "pty_exec_start", "pipe");
         goto fail;
     }
-    p->chan = sbx__ns_open_channel(sb);
+    p->chan = sbx__ns_open_cmd_channel(sb);
     if (p->chan < 0) {
         r = sbx_err(err, SBX_EEXEC_TRANSPORT, -p->chan, "pty_exec_start",
                     "sandbox is not reachable");

@@ -27,6 +27,8 @@ enum sbx_wire_type {
     SBX_MSG_CONNECT = 5,     /* host -> agent, main: {u32 port}; fds: [reply socket]. The
                                 agent connects to the port on the sandbox's loopback itself,
                                 without a worker, and answers CONNECTED on the reply socket */
+    SBX_MSG_OP_OPEN_CMD = 6, /* host -> agent, main: as OP_OPEN, for an EXEC or PTY channel,
+                                which the agent may hand to its zygote (agent/zygote.c) */
     SBX_MSG_EXEC = 10,       /* host -> agent, op: see exec layout; fds: [stdin?,out,err] */
     SBX_MSG_EXEC_STARTED = 11, /* agent -> host, op: {u32 pid (inside)} */
     SBX_MSG_EXEC_DONE = 12,  /* agent -> host, op: {u32 kind, i32 code, u32 killed} */

@@ -29,6 +29,8 @@ struct sbx_wire_mount {
 enum sbx_wire_config_flags {
     SBX_CFG_DETACHED = 1u << 0,  /* keep running when the main socket closes */
     SBX_CFG_RANGE_MAP = 1u << 1, /* 65536 ids are mapped (root mode); else only 0 */
+    SBX_CFG_ZYGOTE = 1u << 2,    /* the filter is a built-in policy: commands may come from a
+                                    zygote that loaded it once (agent/zygote.c) */
 };
 
 #define SBX_WIRE_MAX_MOUNTS 64

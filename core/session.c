@@ -68,6 +68,8 @@ struct sbx_session {
     struct sbx_backend_ids ids;
     struct sbx_sc_policy seccomp;
     int seccomp_is_default;   /* the built-in policy, as is: the precompiled filter fits */
+    int seccomp_builtin;      /* the built-in policy, with or without its ptrace rules */
+    int one_shot;             /* sbx_run(): one command, so no zygote (agent/zygote.c) */
     unsigned char *seccomp_bpf; /* compiled at start() when it does not */
     size_t seccomp_bpf_len;
     const struct sbx_backend_ops *ops;
@@ -317,6 +319,7 @@ int sbx_session_new(const sbx_session_opts *o, sbx_session **out, sbx_error **er
         return r;
     }
     s->seccomp_is_default = !o->seccomp_policy && !(o->flags & SBX_SESSION_ALLOW_PTRACE);
+    s->seccomp_builtin = !o->seccomp_policy;
     r = sbx__sc_parse(o->seccomp_policy ? o->seccomp_policy : sbx_seccomp_default_policy(),
                       (o->flags & SBX_SESSION_ALLOW_PTRACE) != 0, &s->seccomp, err);
     if (r < 0) {
@@ -404,6 +407,7 @@ static int start_sandbox(sbx_session *s, int begin_only, sbx_error **err)
         .pids_max = s->pids_max,
         .cpus = s->cpus,
         .io_weight = s->io_weight,
+        .seccomp_builtin = s->seccomp_builtin && !s->one_shot,
         .cpuset = s->cpuset,
         .io_read_bps = s->io_read_bps,
         .io_write_bps = s->io_write_bps,
@@ -840,6 +844,7 @@ int sbx_run(const sbx_session_opts *so, const sbx_exec_opts *xo, sbx_exec_result
     sbx_session *s = NULL;
     if ((r = sbx_session_new(so, &s, err)) < 0)
         return r;
+    s->one_shot = 1; /* a zygote would be work for a second command that never comes */
     if (sbx__life_needs_materialize(s) || sbx__session_ev_enabled(s) ||
         s->net.mode != SBX_NET_NONE) {
         /* A manifest or snapshot to apply first, events (whose start must finish before the

@@ -71,6 +71,13 @@ void sbx_agent_port_connect(int reply, uint32_t port);
  * host until the host closes the channel (proxy_listen.c). */
 void sbx_agent_serve_proxy(int chan, const unsigned char *p, size_t len);
 
+/* zygote.c: forks the parent of command workers, which holds no_new_privs, the Landlock
+ * domain and the seccomp filter once for all commands; returns the socket to hand it
+ * channels on (-1 with errno), its pid in *pid. close_fds are closed in it. Workers it forks
+ * have sbx_agent_prefiltered set: their commands skip those three steps. */
+int sbx_agent_zygote_start(const int *close_fds, size_t n_close, pid_t *pid);
+extern int sbx_agent_prefiltered;
+
 /* Serves one operation channel in a forked worker (exec_worker.c); never returns. */
 __attribute__((noreturn)) void sbx_agent_serve_op(int chan);
 

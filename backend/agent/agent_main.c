@@ -35,11 +35,6 @@ uint32_t sbx_agent_nproc;
 uint32_t sbx_agent_nofile;
 uint64_t sbx_agent_fsize;
 
-static void reap_all(void)
-{
-    while (waitpid(-1, NULL, WNOHANG | __WALL) > 0)
-        ;
-}
 
 static void send_setup_error(int sock, const struct sbx_agent_fail *f)
 {
@@ -58,6 +53,27 @@ static int main_sock = SBX_AGENT_SOCK_FD; /* -1 once the creator hung up */
 #define MAX_CONNS 64
 static int conns[MAX_CONNS];
 static size_t n_conns;
+/* The parent of command workers (zygote.c), when CONFIG asked for one; -1: none (any more). */
+static int want_zygote;
+static int zygote_fd = -1;
+static int zygote_ready;
+static pid_t zygote_pid;
+
+static void zygote_gone(void)
+{
+    if (zygote_fd >= 0)
+        close(zygote_fd);
+    zygote_fd = -1;
+    zygote_ready = 0;
+}
+
+static void reap_all(void)
+{
+    pid_t p;
+    while ((p = waitpid(-1, NULL, WNOHANG | __WALL)) > 0)
+        if (p == zygote_pid)
+            zygote_gone();
+}
 
 /* The host wrote our id maps before sending CONFIG. Until now we ran with the capabilities
  * carried over as ambient ones under an unmapped uid; as root, take the agent's own id (one
@@ -143,6 +159,7 @@ static int setup(int sock)
     sbx_agent_filter_len = c.filter_len;
     c.filter = NULL;
     int detached = (c.flags & SBX_CFG_DETACHED) != 0;
+    want_zygote = (c.flags & SBX_CFG_ZYGOTE) && sbx_agent_filter_len;
     int range_mapped = (c.flags & SBX_CFG_RANGE_MAP) != 0;
     sbx__wire_config_clear(&c);
     if (r < 0) {
@@ -184,7 +201,14 @@ static int serve_main(int sock, int sfd)
         return 0;
     }
     free(p);
-    if (h.type != SBX_MSG_OP_OPEN || n_fds != 1) {
+    if (h.type == SBX_MSG_OP_OPEN_CMD && n_fds == 1 && zygote_ready) {
+        if (sbx__wire_send(zygote_fd, SBX_MSG_OP_OPEN, NULL, 0, fds, 1) == 0) {
+            close(fds[0]);
+            return 0;
+        }
+        zygote_gone(); /* gone or stuck: workers are forked here from now on */
+    }
+    if ((h.type != SBX_MSG_OP_OPEN && h.type != SBX_MSG_OP_OPEN_CMD) || n_fds != 1) {
         for (size_t i = 0; i < n_fds; i++)
             close(fds[i]);
         return 0; /* ignore what we do not understand; the host times out */
@@ -197,6 +221,8 @@ static int serve_main(int sock, int sfd)
             close(listen_fd);
         if (main_sock >= 0 && main_sock != sock)
             close(main_sock);
+        if (zygote_fd >= 0)
+            close(zygote_fd);
         for (size_t i = 0; i < n_conns; i++)
             if (conns[i] != sock)
                 close(conns[i]);
@@ -223,15 +249,34 @@ int main(void)
     if (detached < 0)
         return 1;
     for (;;) {
-        struct pollfd pf[3 + MAX_CONNS] = {{.fd = sock, .events = POLLIN},
+        struct pollfd pf[4 + MAX_CONNS] = {{.fd = sock, .events = POLLIN},
                                            {.fd = sfd, .events = POLLIN},
-                                           {.fd = listen_fd, .events = POLLIN}};
+                                           {.fd = listen_fd, .events = POLLIN},
+                                           {.fd = zygote_ready ? -1 : zygote_fd,
+                                            .events = POLLIN}};
         for (size_t i = 0; i < n_conns; i++)
-            pf[3 + i] = (struct pollfd){.fd = conns[i], .events = POLLIN};
-        if (poll(pf, 3 + n_conns, -1) < 0) {
+            pf[4 + i] = (struct pollfd){.fd = conns[i], .events = POLLIN};
+        /* The zygote is made once nothing else waits: the operations already queued (the one
+         * command of `sbx run`) do not wait for it, and are served by workers forked here. */
+        int n = poll(pf, 4 + n_conns, want_zygote ? 0 : -1);
+        if (n < 0) {
             if (errno == EINTR)
                 continue;
             return 1;
+        }
+        if (n == 0 && want_zygote) {
+            int keep_out[] = {sock, listen_fd, sfd};
+            want_zygote = 0;
+            zygote_fd = sbx_agent_zygote_start(keep_out, 3, &zygote_pid);
+            continue;
+        }
+        if (pf[3].revents) {
+            /* One byte once the zygote holds its restrictions; EOF if it died first. */
+            char c;
+            if (read(zygote_fd, &c, 1) == 1)
+                zygote_ready = 1;
+            else
+                zygote_gone();
         }
         if (pf[1].revents) {
             struct signalfd_siginfo si;
@@ -249,7 +294,7 @@ int main(void)
         /* Connections of attached processes: served like the main socket; a closed one is
          * just dropped (the sandbox lives on). */
         for (size_t i = n_conns; i-- > 0;)
-            if (pf[3 + i].revents && serve_main(conns[i], sfd) < 0) {
+            if (pf[4 + i].revents && serve_main(conns[i], sfd) < 0) {
                 close(conns[i]);
                 conns[i] = conns[--n_conns];
             }

@@ -177,11 +177,12 @@ __attribute__((noreturn)) static void run_child(struct spawn_ctx *ctx)
     /* Every fd but 0-2 goes at execve. */
     if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) < 0)
         child_fail(ctx, "close_range");
-    /* Landlock before the filter, which need not allow its calls. */
-    if (sbx_agent_landlock() < 0)
+    /* Landlock before the filter, which need not allow its calls. A worker of the zygote
+     * (zygote.c) has both already, inherited by this child. */
+    if (!sbx_agent_prefiltered && sbx_agent_landlock() < 0)
         child_fail(ctx, "landlock");
     /* Last, right before execve: nothing after this may need a call the filter refuses. */
-    if (sbx_agent_filter_len) {
+    if (sbx_agent_filter_len && !sbx_agent_prefiltered) {
         if (sbx_agent_filter_len % 8 || sbx_agent_filter_len / 8 > 4096) {
             errno = EINVAL;
             child_fail(ctx, "seccomp");

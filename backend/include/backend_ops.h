@@ -62,6 +62,9 @@ struct sbx_backend_config {
     uint64_t tmpfs_bytes;               /* size of /tmp, /dev/shm, ephemeral workspace */
     const unsigned char *seccomp_bpf;   /* compiled filter applied to every command */
     size_t seccomp_bpf_len;             /* 0: none */
+    int seccomp_builtin;                /* the filter is a built-in policy (as is, or without
+                                           its ptrace rules): the agent may load it once for
+                                           all commands (agent/zygote.c) */
     const char *const *accounts; /* extra users, "name:uid:gid" (range-mapped sessions) */
     const char *const *groups;   /* extra groups, "name:gid:member,member" */
     const char *control_socket;  /* where the sandbox listens for other processes to attach

@@ -504,3 +504,49 @@ Test(escape_seccomp, vsock_and_fd_stealing_are_refused)
     sbx_exec_result_free(r);
     sbx_session_free(s);
 }
+
+/* The agent's children, as host pids (the zygote is the one that stays). */
+static size_t agent_children(pid_t agent, pid_t *out, size_t cap)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)agent, (int)agent);
+    FILE *f = fopen(path, "re");
+    cr_assert_not_null(f, "%s", path);
+    size_t n = 0;
+    if (fgets(buf, sizeof(buf), f))
+        for (char *t = strtok(buf, " \n"); t && n < cap; t = strtok(NULL, " \n"))
+            out[n++] = (pid_t)atoi(t);
+    fclose(f);
+    return n;
+}
+
+/* Commands of a session with the built-in policy come from the agent's zygote, which holds
+ * the filter and Landlock once: each command has exactly one filter, and its parent's parent
+ * is not PID 1. If the zygote dies, the agent forks workers itself and the commands load both
+ * again: still one filter, still no_new_privs. */
+Test(escape_seccomp, commands_have_one_filter_with_or_without_the_zygote)
+{
+    static const char script[] =
+        "grep -E '^(NoNewPrivs|Seccomp|Seccomp_filters):' /proc/self/status; "
+        "awk '/^PPid:/ { print \"grandparent is pid 1:\", $2 == 1 }' /proc/$PPID/status";
+    sbx_exec_result_free(sbx_test_sh(S, "true")); /* the zygote comes once the agent idles */
+    pid_t kids[16];
+    size_t n = 0;
+    for (int i = 0; i < 200 && n == 0; i++) {
+        usleep(10 * 1000);
+        n = agent_children(sbx_session_agent_pid(S), kids, 16);
+    }
+    cr_assert_eq(n, 1, "the agent should have one child left, its zygote (%zu)", n);
+    sbx_exec_result *r = sbx_test_sh(S, script);
+    cr_expect_str_eq((const char *)r->out, "NoNewPrivs:\t1\nSeccomp:\t2\nSeccomp_filters:\t1\n"
+                                           "grandparent is pid 1: 0\n");
+    sbx_exec_result_free(r);
+
+    cr_assert_eq(kill(kids[0], SIGKILL), 0);
+    for (int i = 0; i < 200 && agent_children(sbx_session_agent_pid(S), kids, 16) > 0; i++)
+        usleep(10 * 1000);
+    r = sbx_test_sh(S, script);
+    cr_expect_str_eq((const char *)r->out, "NoNewPrivs:\t1\nSeccomp:\t2\nSeccomp_filters:\t1\n"
+                                           "grandparent is pid 1: 1\n");
+    sbx_exec_result_free(r);
+}
