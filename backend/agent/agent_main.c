@@ -53,8 +53,10 @@ static int main_sock = SBX_AGENT_SOCK_FD; /* -1 once the creator hung up */
 #define MAX_CONNS 64
 static int conns[MAX_CONNS];
 static size_t n_conns;
-/* The parent of command workers (zygote.c), when CONFIG asked for one; -1: none (any more). */
-static int want_zygote;
+/* The parent of command workers (zygote.c): CONFIG allows one (may_zygote), the first
+ * command asks for it (want_zygote), and the main loop makes it once idle; -1: none (any
+ * more). A session that never runs a command never has one: idle sessions stay small. */
+static int may_zygote, want_zygote;
 static int zygote_fd = -1;
 static int zygote_ready;
 static pid_t zygote_pid;
@@ -159,7 +161,7 @@ static int setup(int sock)
     sbx_agent_filter_len = c.filter_len;
     c.filter = NULL;
     int detached = (c.flags & SBX_CFG_DETACHED) != 0;
-    want_zygote = (c.flags & SBX_CFG_ZYGOTE) && sbx_agent_filter_len;
+    may_zygote = (c.flags & SBX_CFG_ZYGOTE) && sbx_agent_filter_len;
     int range_mapped = (c.flags & SBX_CFG_RANGE_MAP) != 0;
     sbx__wire_config_clear(&c);
     if (r < 0) {
@@ -207,6 +209,10 @@ static int serve_main(int sock, int sfd)
             return 0;
         }
         zygote_gone(); /* gone or stuck: workers are forked here from now on */
+    }
+    if (h.type == SBX_MSG_OP_OPEN_CMD && may_zygote) {
+        may_zygote = 0;
+        want_zygote = 1; /* this command's worker is forked here; the next ones need not */
     }
     if ((h.type != SBX_MSG_OP_OPEN && h.type != SBX_MSG_OP_OPEN_CMD) || n_fds != 1) {
         for (size_t i = 0; i < n_fds; i++)
