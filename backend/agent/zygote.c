@@ -9,7 +9,7 @@
  * and PTY operations (OP_OPEN_CMD), and it forks their workers, whose commands inherit both
  * and skip them. The agent makes it after the first command, once nothing is queued: that
  * command never waits for it, and a session that runs no command (an idle one) never pays
- * its memory (about 110 KiB: a process with its page tables, filter and Landlock domain).
+ * its memory (about 90 KiB: a process with its page tables, filter and Landlock domain).
  *
  * Only with the built-in policies (SBX_CFG_ZYGOTE): the worker and the command's set-up
  * (fork, set*id, capset, prctl, setrlimit, chdir, close_range, execve) then run under the
