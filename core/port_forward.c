@@ -93,7 +93,12 @@ static void conn_close(struct sbx_pfwd *f, struct conn *c)
         return;
     c->dead = 1;
     for (int i = 0; i < 2; i++) {
-        close_fd(&c->s[i].fd); /* also leaves the epoll set */
+        /* Out of the epoll set first: close() alone leaves it there while another copy of
+         * the socket lives on (a child the embedder forks has one until its execve), and
+         * its events would then name this connection after it is freed. */
+        if (c->s[i].fd >= 0)
+            epoll_ctl(f->ep, EPOLL_CTL_DEL, c->s[i].fd, NULL);
+        close_fd(&c->s[i].fd);
         sbx__pump_close(&c->d[i]);
     }
     if (c->prev)

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -496,5 +497,49 @@ Test(session_ports, resolve_emits_its_events)
               !strcmp(json_object_get_string(v), "127.0.0.1"));
     json_object_put(start);
     json_object_put(fin);
+    sbx_session_free(s);
+}
+
+/* A child the embedder forks holds copies of every socket the relay has until it execs or
+ * exits. Connections that end meanwhile must leave the relay's epoll set for real (closing
+ * its own descriptor is not enough then), or the relay would hear of them after freeing
+ * them: under ASan that aborts this test. */
+Test(session_ports, a_forked_child_holding_the_relays_sockets_does_not_confuse_it)
+{
+    int ports[] = {8007};
+    sbx_session *s = start_with_ports(ports, 1);
+    install_server(s);
+    start_server(s, (const char *const[]){"echo", "8007", NULL});
+    sbx_endpoint e = resolve(s, 8007);
+    int fds[8];
+    for (int i = 0; i < 8; i++) {
+        fds[i] = dial(&e);
+        cr_assert(fds[i] >= 0);
+        write_all(fds[i], "x", 1);
+        char c;
+        cr_assert_eq(read(fds[i], &c, 1), 1);
+    }
+    pid_t child = fork();
+    if (child == 0) {
+        usleep(500 * 1000);
+        _exit(0);
+    }
+    /* End each connection for real (shutdown acts on the socket, whoever holds copies): the
+     * relay closes its sockets while the child still holds copies of them. */
+    for (int i = 0; i < 8; i++) {
+        shutdown(fds[i], SHUT_WR);
+        char c;
+        cr_expect_eq(read(fds[i], &c, 1), 0, "EOF once the echo ended");
+        close(fds[i]);
+    }
+    usleep(200 * 1000);
+    int fd = dial(&e);
+    cr_assert(fd >= 0);
+    write_all(fd, "after", 5);
+    char buf[8] = {0};
+    cr_expect_eq(read(fd, buf, 5), 5);
+    cr_expect_str_eq(buf, "after");
+    close(fd);
+    waitpid(child, NULL, 0);
     sbx_session_free(s);
 }
