@@ -61,11 +61,66 @@ __attribute__((format(printf, 2, 3))) int sbx_cli_usage_error(const char *cmd,
 int sbx_cli_parse_size(const char *s, uint64_t *out);
 /* Parses a non-negative number of seconds ("1.5"); -1 if malformed. */
 double sbx_cli_parse_seconds(const char *s);
-/* Splits "SRC[:DST]" into a bind; DST defaults to SRC. Returns 0 or -1 with a message. */
 /* --net MODE: "none", "proxy" or "veth" (sbx/net.h); -1 for anything else. */
 int sbx_cli_parse_net(const char *arg, int *mode);
 const char *sbx_cli_net_name(int mode);
-#define SBX_CLI_NET_HELP                                                                       \
+/* cli_sandbox_opts.c: the sandbox options sbx run and sbx create share. Each is checked and
+ * recorded in `opts`, the JSON a session record keeps ("opts" of session.json), which
+ * sbx_store_opts_apply() turns into sbx_session_opts. */
+enum {
+    SBX_CLI_O_HOSTNAME = 0x1000, SBX_CLI_O_SECCOMP, SBX_CLI_O_PTRACE, SBX_CLI_O_BEST_EFFORT,
+    SBX_CLI_O_NPROC, SBX_CLI_O_PIDS, SBX_CLI_O_NOFILE, SBX_CLI_O_IO_WEIGHT, SBX_CLI_O_TMPFS,
+    SBX_CLI_O_MEMORY, SBX_CLI_O_FSIZE, SBX_CLI_O_IO_READ, SBX_CLI_O_IO_WRITE, SBX_CLI_O_DISK,
+    SBX_CLI_O_CPUS, SBX_CLI_O_CPUSET, SBX_CLI_O_CG_PARENT, SBX_CLI_O_NET, SBX_CLI_O_NET_RANGE,
+    SBX_CLI_O_ALLOW, SBX_CLI_O_ADD_HOST
+};
+/* Their getopt_long entries, to put in a command's table. */
+#define SBX_CLI_SANDBOX_LONGOPTS                                                               \
+    {"hostname", required_argument, NULL, SBX_CLI_O_HOSTNAME},                                 \
+        {"seccomp", required_argument, NULL, SBX_CLI_O_SECCOMP},                               \
+        {"allow-ptrace", no_argument, NULL, SBX_CLI_O_PTRACE},                                 \
+        {"limits-best-effort", no_argument, NULL, SBX_CLI_O_BEST_EFFORT},                      \
+        {"nproc", required_argument, NULL, SBX_CLI_O_NPROC},                                   \
+        {"pids", required_argument, NULL, SBX_CLI_O_PIDS},                                     \
+        {"nofile", required_argument, NULL, SBX_CLI_O_NOFILE},                                 \
+        {"io-weight", required_argument, NULL, SBX_CLI_O_IO_WEIGHT},                           \
+        {"tmpfs-size", required_argument, NULL, SBX_CLI_O_TMPFS},                              \
+        {"memory", required_argument, NULL, SBX_CLI_O_MEMORY},                                 \
+        {"fsize", required_argument, NULL, SBX_CLI_O_FSIZE},                                   \
+        {"io-read-bps", required_argument, NULL, SBX_CLI_O_IO_READ},                           \
+        {"io-write-bps", required_argument, NULL, SBX_CLI_O_IO_WRITE},                         \
+        {"disk", required_argument, NULL, SBX_CLI_O_DISK},                                     \
+        {"cpus", required_argument, NULL, SBX_CLI_O_CPUS},                                     \
+        {"cpuset", required_argument, NULL, SBX_CLI_O_CPUSET},                                 \
+        {"cgroup-parent", required_argument, NULL, SBX_CLI_O_CG_PARENT},                       \
+        {"net", required_argument, NULL, SBX_CLI_O_NET},                                       \
+        {"net-range", required_argument, NULL, SBX_CLI_O_NET_RANGE},                           \
+        {"allow", required_argument, NULL, SBX_CLI_O_ALLOW},                                   \
+        {"add-host", required_argument, NULL, SBX_CLI_O_ADD_HOST}
+/* Their help lines. */
+#define SBX_CLI_SANDBOX_HELP                                                                   \
+    "      --hostname NAME    hostname inside (default sbx)\n"                                 \
+    "      --seccomp FILE     seccomp policy for commands (default: the built-in one, see\n"   \
+    "                         sbx seccomp dump)\n"                                             \
+    "      --allow-ptrace     let commands trace each other (debuggers)\n"                     \
+    "      --nproc N          at most N processes of the sandbox user (default 4096)\n"        \
+    "      --nofile N         open files per command (default 4096)\n"                         \
+    "      --fsize SIZE       largest file a command may write, e.g. 1G\n"                     \
+    "      --tmpfs-size SIZE  size of /tmp, /dev/shm and a tmpfs workspace, e.g. 512M\n"       \
+    "      --memory SIZE      memory of the whole sandbox (cgroup), e.g. 512M\n"               \
+    "      --pids N           processes and threads of the whole sandbox (cgroup)\n"           \
+    "      --cpus N           CPU time, in CPUs, e.g. 1.5 (cgroup)\n"                          \
+    "      --cpuset LIST      the CPUs the sandbox may run on, e.g. 0-1,3 (cgroup)\n"          \
+    "      --io-weight N      relative block I/O weight, 1 to 10000 (others: 100; cgroup)\n"   \
+    "      --io-read-bps R, --io-write-bps W  bytes per second to and from the\n"              \
+    "                         workspace's disk, e.g. 10M (cgroup; a tmpfs workspace has no\n"  \
+    "                         disk)\n"                                                         \
+    "      --cgroup-parent P  make the sandbox's cgroups below P (a delegated cgroup, as a\n"  \
+    "                         path from the hierarchy's root) instead of below sbx's own\n"    \
+    "      --limits-best-effort  skip a limit this machine cannot enforce instead of\n"        \
+    "                         failing\n"                                                       \
+    "      --disk SIZE        (root) the workspace sbx makes holds at most SIZE, e.g. 1G:\n"   \
+    "                         an ext4 image beside it (not with -w)\n"                         \
     "      --net MODE         none (default: only loopback), proxy (an HTTP/HTTPS proxy at\n"  \
     "                         127.0.0.1:3128 inside, HTTP_PROXY set, reaching only the\n"      \
     "                         --allow destinations) or veth (root: eth0 with a private\n"      \
@@ -74,6 +129,13 @@ const char *sbx_cli_net_name(int mode);
     "      --allow HOST       with --net proxy: a destination the proxy lets through:\n"       \
     "                         example.com, *.example.com or an IP address (repeatable)\n"      \
     "      --add-host NAME=IP with --net proxy: resolve NAME to IP (repeatable)\n"
+struct json_object;
+/* 1 when c is one of them (recorded), 0 when it is not, -1 for a bad value (msg says why). */
+int sbx_cli_sandbox_option(int c, const char *arg, struct json_object *opts, char *msg,
+                           size_t cap);
+/* The rules between them (--allow needs --net proxy, ...): 0, or -1 with msg. */
+int sbx_cli_sandbox_check(struct json_object *opts, char *msg, size_t cap);
+/* Splits "SRC[:DST]" into a bind; DST defaults to SRC. Returns 0 or -1 with a message. */
 int sbx_cli_parse_bind(const char *arg, int readonly, sbx_bind *out, char *msg, size_t msg_len);
 /* Reads a whole (small, <= 1 MiB) text file; NULL with a message on failure. */
 char *sbx_cli_read_file(const char *path, char *msg, size_t msg_len);

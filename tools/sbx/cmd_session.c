@@ -36,30 +36,12 @@ static const char create_usage[] =
     "      --root PATH        workspace path inside the sandbox (default /workspace)\n"
     "      --snapshot-dir DIR sbx stop saves the workspace there, sbx start restores it\n"
     "      --manifest FILE    the workspace's declared contents, environment and users\n"
-    "      --hostname NAME    hostname inside (default sbx)\n"
     "      --bind SRC[:DST]   bind a host path read-write (repeatable)\n"
     "      --ro-bind SRC[:DST] bind a host path read-only (repeatable)\n"
     "  -e, --env K=V          set an environment variable for every command (repeatable)\n"
-    "      --nproc N          at most N processes of the sandbox user (default 4096)\n"
-    "      --tmpfs-size SIZE  size of /tmp and /dev/shm, e.g. 512M\n"
-    "      --memory SIZE      memory of the whole sandbox (cgroup), e.g. 512M\n"
-    "      --pids N           processes and threads of the whole sandbox (cgroup)\n"
-    "      --cpus N           CPU time, in CPUs, e.g. 1.5 (cgroup)\n"
-    "      --io-weight N      relative block I/O weight, 1 to 10000 (others: 100; cgroup)\n"
-    "      --disk SIZE        (root) the workspace sbx makes holds at most SIZE, e.g. 1G:\n"
-    "                         an ext4 image beside it, kept across stop and start, removed\n"
-    "                         by sbx rm (not with -w)\n"
-    "      --cpuset LIST      the CPUs the sandbox may run on, e.g. 0-1,3 (cgroup)\n"
-    "      --cgroup-parent P  make the sandbox's cgroups below P (a delegated cgroup)\n"
-    "      --io-read-bps R, --io-write-bps W  bytes per second to and from the\n"
-    "                         workspace's disk, e.g. 10M (cgroup)\n"
-    "      --nofile N         open files per command (default 4096)\n"
-    "      --fsize SIZE       largest file a command may write\n"
-    "      --seccomp FILE     seccomp policy for every command (default: the built-in one)\n"
-    "      --allow-ptrace     let commands trace each other (debuggers)\n"
     "  -p, --publish PORT     let the host reach TCP PORT inside (repeatable): a listener\n"
     "                         on 127.0.0.1 carries connections in; sbx port shows where\n"
-    SBX_CLI_NET_HELP
+    SBX_CLI_SANDBOX_HELP
     "  -h, --help             show this help\n";
 
 static const char exec_usage[] =
@@ -177,9 +159,7 @@ static char *absolute(const char *p, int must_exist)
     return asprintf(&r, "%s/%s", buf, p) < 0 ? NULL : r;
 }
 
-enum { O_NAME = 256, O_ROOT, O_SNAP, O_MANIFEST, O_HOSTNAME, O_BIND, O_RO_BIND, O_SECCOMP,
-       O_PTRACE, O_NPROC, O_TMPFS, O_MEMORY, O_PIDS, O_CPUS, O_NOFILE, O_FSIZE, O_NET, O_ALLOW,
-       O_ADD_HOST, O_NET_RANGE, O_IO_WEIGHT, O_DISK, O_CPUSET, O_IO_READ, O_IO_WRITE, O_CG_PARENT };
+enum { O_NAME = 256, O_ROOT, O_SNAP, O_MANIFEST, O_BIND, O_RO_BIND };
 
 static int create_option(struct create_args *a, int c, const char *arg)
 {
@@ -210,9 +190,6 @@ static int create_option(struct create_args *a, int c, const char *arg)
         if (!(a->manifest = sbx_cli_read_file(arg, msg, sizeof(msg))))
             return sbx_store_fail("%s", msg);
         return 0;
-    case O_HOSTNAME:
-        json_object_object_add(a->opts, "hostname", json_object_new_string(arg));
-        return 0;
     case O_BIND:
     case O_RO_BIND: {
         sbx_bind b;
@@ -239,131 +216,6 @@ static int create_option(struct create_args *a, int c, const char *arg)
             return sbx_cli_usage_error("create", "too many --env (at most %d)", MAX_LIST);
         json_object_array_add(a->env, json_object_new_string(arg));
         return 0;
-    case O_NPROC: {
-        char *end = NULL;
-        unsigned long v = strtoul(arg, &end, 10);
-        if (!*arg || *end || v == 0 || v > 4194304)
-            return sbx_cli_usage_error(
-                "create", "--nproc '%s' is not a number of processes (1 to 4194304)", arg);
-        json_object_object_add(a->opts, "nproc", json_object_new_int64((int64_t)v));
-        return 0;
-    }
-    case O_TMPFS: {
-        uint64_t v = 0;
-        if (sbx_cli_parse_size(arg, &v) < 0 || v > INT64_MAX)
-            return sbx_cli_usage_error(
-                "create", "--tmpfs-size '%s' is not a size (like 4096, 64K, 512M, 2G)", arg);
-        json_object_object_add(a->opts, "tmpfs_bytes", json_object_new_int64((int64_t)v));
-        return 0;
-    }
-    case O_MEMORY:
-    case O_FSIZE: {
-        uint64_t v = 0;
-        if (sbx_cli_parse_size(arg, &v) < 0 || !v || v > INT64_MAX)
-            return sbx_cli_usage_error("create", "--%s '%s' is not a size (like 512M, 2G)",
-                                       c == O_MEMORY ? "memory" : "fsize", arg);
-        json_object_object_add(a->opts, c == O_MEMORY ? "memory_bytes" : "fsize_bytes",
-                               json_object_new_int64((int64_t)v));
-        return 0;
-    }
-    case O_PIDS:
-    case O_NOFILE: {
-        char *end = NULL;
-        unsigned long v = strtoul(arg, &end, 10);
-        unsigned long lo = c == O_PIDS ? 1 : 16, hi = c == O_PIDS ? 4194304 : 1048576;
-        if (!*arg || *end || v < lo || v > hi)
-            return sbx_cli_usage_error("create", "--%s '%s' is not a number from %lu to %lu",
-                                       c == O_PIDS ? "pids" : "nofile", arg, lo, hi);
-        json_object_object_add(a->opts, c == O_PIDS ? "pids_max" : "nofile",
-                               json_object_new_int64((int64_t)v));
-        return 0;
-    }
-    case O_IO_WEIGHT: {
-        char *end = NULL;
-        unsigned long v = strtoul(arg, &end, 10);
-        if (!*arg || *end || v < 1 || v > 10000)
-            return sbx_cli_usage_error("create", "--io-weight '%s' is not a weight from 1 to "
-                                                 "10000",
-                                       arg);
-        json_object_object_add(a->opts, "io_weight", json_object_new_int64((int64_t)v));
-        return 0;
-    }
-    case O_CPUSET:
-        json_object_object_add(a->opts, "cpuset", json_object_new_string(arg));
-        return 0;
-    case O_CG_PARENT:
-        json_object_object_add(a->opts, "cgroup_parent", json_object_new_string(arg));
-        return 0;
-    case O_IO_READ:
-    case O_IO_WRITE: {
-        uint64_t v = 0;
-        if (sbx_cli_parse_size(arg, &v) < 0 || !v || v > INT64_MAX)
-            return sbx_cli_usage_error("create", "--io-%s-bps '%s' is not a rate in bytes per "
-                                                 "second (like 10M)",
-                                       c == O_IO_READ ? "read" : "write", arg);
-        json_object_object_add(a->opts, c == O_IO_READ ? "io_read_bps" : "io_write_bps",
-                               json_object_new_int64((int64_t)v));
-        return 0;
-    }
-    case O_DISK: {
-        uint64_t v = 0;
-        if (sbx_cli_parse_size(arg, &v) < 0 || v < (8u << 20) || v > INT64_MAX)
-            return sbx_cli_usage_error("create", "--disk '%s' is not a size of at least 8M "
-                                                 "(like 64M, 2G)",
-                                       arg);
-        json_object_object_add(a->opts, "workspace_quota_bytes",
-                               json_object_new_int64((int64_t)v));
-        return 0;
-    }
-    case O_CPUS: {
-        char *end = NULL;
-        double v = strtod(arg, &end);
-        if (!*arg || *end || !(v > 0) || v > 4096)
-            return sbx_cli_usage_error("create", "--cpus '%s' is not a number of CPUs (like "
-                                                 "0.5, 2)",
-                                       arg);
-        json_object_object_add(a->opts, "cpus", json_object_new_double(v));
-        return 0;
-    }
-    case O_SECCOMP: {
-        char *text = sbx_cli_read_file(arg, msg, sizeof(msg));
-        if (!text)
-            return sbx_store_fail("%s", msg);
-        json_object_object_add(a->opts, "seccomp_policy", json_object_new_string(text));
-        free(text);
-        return 0;
-    }
-    case O_PTRACE:
-        json_object_object_add(a->opts, "allow_ptrace", json_object_new_boolean(1));
-        return 0;
-    case O_NET: {
-        int mode;
-        if (sbx_cli_parse_net(arg, &mode) < 0)
-            return sbx_cli_usage_error("create", "--net '%s' is not a network mode (none, "
-                                                 "proxy, veth)",
-                                       arg);
-        json_object_object_add(a->opts, "net", json_object_new_string(sbx_cli_net_name(mode)));
-        return 0;
-    }
-    case O_NET_RANGE:
-        json_object_object_add(a->opts, "net_range", json_object_new_string(arg));
-        return 0;
-    case O_ALLOW:
-    case O_ADD_HOST: {
-        const char *key = c == O_ALLOW ? "net_allow" : "net_hosts";
-        if (c == O_ADD_HOST && (!strchr(arg, '=') || arg[0] == '='))
-            return sbx_cli_usage_error("create", "--add-host '%s' is not of the form NAME=IP", arg);
-        json_object *v = NULL;
-        if (!json_object_object_get_ex(a->opts, key, &v)) {
-            v = json_object_new_array();
-            json_object_object_add(a->opts, key, v);
-        }
-        if (json_object_array_length(v) >= MAX_LIST)
-            return sbx_cli_usage_error("create", "too many --%s (at most %d)",
-                                       c == O_ALLOW ? "allow" : "add-host", MAX_LIST);
-        json_object_array_add(v, json_object_new_string(arg));
-        return 0;
-    }
     case 'p': {
         char *end = NULL;
         long v = strtol(arg, &end, 10);
@@ -375,8 +227,14 @@ static int create_option(struct create_args *a, int c, const char *arg)
         a->ports[a->n_ports++] = (int)v;
         return 0;
     }
-    default:
-        return sbx_cli_usage_error("create", "unknown or incomplete option '%s'", arg);
+    default: {
+        int r = sbx_cli_sandbox_option(c, arg, a->opts, msg, sizeof(msg));
+        if (r < 0)
+            return sbx_cli_usage_error("create", "%s", msg);
+        if (r == 0)
+            return sbx_cli_usage_error("create", "unknown or incomplete option '%s'", arg);
+        return 0;
+    }
     }
 }
 
@@ -389,30 +247,11 @@ static int create_parse(int argc, char **argv, struct create_args *a)
         {"root", required_argument, NULL, O_ROOT},
         {"snapshot-dir", required_argument, NULL, O_SNAP},
         {"manifest", required_argument, NULL, O_MANIFEST},
-        {"hostname", required_argument, NULL, O_HOSTNAME},
         {"bind", required_argument, NULL, O_BIND},
         {"ro-bind", required_argument, NULL, O_RO_BIND},
         {"env", required_argument, NULL, 'e'},
-        {"nproc", required_argument, NULL, O_NPROC},
-        {"tmpfs-size", required_argument, NULL, O_TMPFS},
-        {"memory", required_argument, NULL, O_MEMORY},
-        {"pids", required_argument, NULL, O_PIDS},
-        {"cpus", required_argument, NULL, O_CPUS},
-        {"nofile", required_argument, NULL, O_NOFILE},
-        {"fsize", required_argument, NULL, O_FSIZE},
-        {"seccomp", required_argument, NULL, O_SECCOMP},
-        {"allow-ptrace", no_argument, NULL, O_PTRACE},
         {"publish", required_argument, NULL, 'p'},
-        {"net", required_argument, NULL, O_NET},
-        {"net-range", required_argument, NULL, O_NET_RANGE},
-        {"allow", required_argument, NULL, O_ALLOW},
-        {"add-host", required_argument, NULL, O_ADD_HOST},
-        {"io-weight", required_argument, NULL, O_IO_WEIGHT},
-        {"disk", required_argument, NULL, O_DISK},
-        {"cpuset", required_argument, NULL, O_CPUSET},
-        {"cgroup-parent", required_argument, NULL, O_CG_PARENT},
-        {"io-read-bps", required_argument, NULL, O_IO_READ},
-        {"io-write-bps", required_argument, NULL, O_IO_WRITE},
+        SBX_CLI_SANDBOX_LONGOPTS,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int c;
@@ -431,15 +270,9 @@ static int create_parse(int argc, char **argv, struct create_args *a)
     }
     if (optind < argc)
         return sbx_cli_usage_error("create", "unexpected argument '%s'", argv[optind]);
-    json_object *net = NULL;
-    int proxy = json_object_object_get_ex(a->opts, "net", &net) &&
-                !strcmp(json_object_get_string(net), "proxy");
-    if (!proxy && (json_object_object_get_ex(a->opts, "net_allow", NULL) ||
-                   json_object_object_get_ex(a->opts, "net_hosts", NULL)))
-        return sbx_cli_usage_error("create", "--allow and --add-host need --net proxy");
-    int veth = net && !strcmp(json_object_get_string(net), "veth");
-    if (!veth && json_object_object_get_ex(a->opts, "net_range", NULL))
-        return sbx_cli_usage_error("create", "--net-range needs --net veth");
+    char msg[512];
+    if (sbx_cli_sandbox_check(a->opts, msg, sizeof(msg)) < 0)
+        return sbx_cli_usage_error("create", "%s", msg);
     if (a->workspace && json_object_object_get_ex(a->opts, "workspace_quota_bytes", NULL))
         return sbx_cli_usage_error("create", "--disk sizes a workspace sbx makes: not with "
                                              "--workspace");

@@ -684,11 +684,18 @@ static const char **strv_of(json_object *o, const char *key, const char ***out)
     return v;
 }
 
-int sbx_store_opts_from_rec(const struct sbx_store_rec *r, struct sbx_store_opts *o)
+/* The array opts[key], or NULL when absent or not an array. */
+static json_object *jarr(json_object *opts, const char *key)
 {
-    memset(o, 0, sizeof(*o));
-    o->so = (sbx_session_opts)SBX_SESSION_OPTS_INIT;
-    json_object *opts = r->opts, *v;
+    json_object *v = NULL;
+    return json_object_object_get_ex(opts, key, &v) && json_object_is_type(v, json_type_array)
+               ? v
+               : NULL;
+}
+
+int sbx_store_opts_apply(json_object *opts, const char *label, struct sbx_store_opts *o)
+{
+    json_object *v;
     o->so.hostname = jstr(opts, "hostname");
     o->so.seccomp_policy = jstr(opts, "seccomp_policy");
     o->so.nproc = (unsigned)jint(opts, "nproc");
@@ -707,54 +714,61 @@ int sbx_store_opts_from_rec(const struct sbx_store_rec *r, struct sbx_store_opts
         o->so.cpus = json_object_get_double(v);
     if (json_object_object_get_ex(opts, "allow_ptrace", &v) && json_object_get_boolean(v))
         o->so.flags |= SBX_SESSION_ALLOW_PTRACE;
-    json_object *binds = NULL, *env = NULL;
-    size_t nb = json_object_object_get_ex(opts, "binds", &binds) &&
-                        json_object_is_type(binds, json_type_array)
-                    ? json_object_array_length(binds)
-                    : 0;
-    size_t ne = json_object_object_get_ex(opts, "env", &env) &&
-                        json_object_is_type(env, json_type_array)
-                    ? json_object_array_length(env)
-                    : 0;
-    o->binds = calloc(nb + 1, sizeof(*o->binds));
-    o->env = calloc(ne + 1, sizeof(*o->env));
+    if (json_object_object_get_ex(opts, "limits_best_effort", &v) && json_object_get_boolean(v))
+        o->so.flags |= SBX_SESSION_CGROUP_BEST_EFFORT;
     const char *net = jstr(opts, "net");
-    if (net && sbx_cli_parse_net(net, &o->so.net_mode) < 0) {
-        sbx_store_opts_free(o);
-        return sbx_store_fail("session %s: unknown network mode '%s' in session.json", r->id,
-                              net);
-    }
-    if (!strv_of(opts, "net_allow", &o->allow) || !strv_of(opts, "net_hosts", &o->hosts) ||
-        !o->binds || !o->env) {
-        sbx_store_opts_free(o);
+    if (net && sbx_cli_parse_net(net, &o->so.net_mode) < 0)
+        return sbx_store_fail("%s: unknown network mode '%s'", label, net);
+    if (!strv_of(opts, "net_allow", &o->allow) || !strv_of(opts, "net_hosts", &o->hosts))
         return oom();
-    }
-    for (size_t i = 0; i < nb; i++) {
-        json_object *b = json_object_array_get_idx(binds, i);
-        o->binds[i].src = jstr(b, "src");
-        o->binds[i].dst = jstr(b, "dst");
-        o->binds[i].readonly = json_object_object_get_ex(b, "readonly", &v) &&
-                               json_object_get_boolean(v);
-        if (!o->binds[i].src) {
-            sbx_store_opts_free(o);
-            return sbx_store_fail("session %s: bind %zu in session.json has no source", r->id,
-                                  i);
-        }
-    }
-    for (size_t i = 0; i < ne; i++) {
-        json_object *e = json_object_array_get_idx(env, i);
-        o->env[i] = json_object_is_type(e, json_type_string) ? json_object_get_string(e) : "";
-    }
-    o->so.binds = o->binds;
-    o->so.n_binds = nb;
-    o->so.env = o->env;
     if (o->so.net_mode == SBX_NET_PROXY) {
         o->so.net_allow = o->allow;
         o->so.net_hosts = o->hosts;
     }
     if (o->so.net_mode == SBX_NET_VETH)
         o->so.net_range = jstr(opts, "net_range");
+    /* Binds and environment: a record has both; a one-shot run keeps its own. */
+    json_object *binds = jarr(opts, "binds"), *env = jarr(opts, "env");
+    size_t nb = binds ? json_object_array_length(binds) : 0;
+    size_t ne = env ? json_object_array_length(env) : 0;
+    if (binds) {
+        if (!(o->binds = calloc(nb + 1, sizeof(*o->binds))))
+            return oom();
+        for (size_t i = 0; i < nb; i++) {
+            json_object *b = json_object_array_get_idx(binds, i);
+            o->binds[i].src = jstr(b, "src");
+            o->binds[i].dst = jstr(b, "dst");
+            o->binds[i].readonly = json_object_object_get_ex(b, "readonly", &v) &&
+                                   json_object_get_boolean(v);
+            if (!o->binds[i].src)
+                return sbx_store_fail("%s: bind %zu has no source", label, i);
+        }
+        o->so.binds = o->binds;
+        o->so.n_binds = nb;
+    }
+    if (env) {
+        if (!(o->env = calloc(ne + 1, sizeof(*o->env))))
+            return oom();
+        for (size_t i = 0; i < ne; i++) {
+            json_object *e = json_object_array_get_idx(env, i);
+            o->env[i] = json_object_is_type(e, json_type_string) ? json_object_get_string(e)
+                                                                 : "";
+        }
+        o->so.env = o->env;
+    }
     return 0;
+}
+
+int sbx_store_opts_from_rec(const struct sbx_store_rec *r, struct sbx_store_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->so = (sbx_session_opts)SBX_SESSION_OPTS_INIT;
+    char label[64];
+    snprintf(label, sizeof(label), "session %.36s (session.json)", r->id);
+    int rc = sbx_store_opts_apply(r->opts, label, o);
+    if (rc < 0)
+        sbx_store_opts_free(o);
+    return rc;
 }
 
 void sbx_store_opts_free(struct sbx_store_opts *o)

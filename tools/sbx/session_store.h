@@ -113,6 +113,10 @@ struct sbx_store_opts {
     const char **allow, **hosts; /* net_allow, net_hosts */
 };
 int sbx_store_opts_from_rec(const struct sbx_store_rec *r, struct sbx_store_opts *o);
+/* Sets the fields of o->so that a record's opts hold (cli_sandbox_opts.c writes them), and
+ * the binds and environment when opts lists them, leaving the others as they are. o's own
+ * arrays start NULL; free with sbx_store_opts_free(). -1 with a message naming `label`. */
+int sbx_store_opts_apply(json_object *opts, const char *label, struct sbx_store_opts *o);
 void sbx_store_opts_free(struct sbx_store_opts *o);
 
 /* Connects to the running sandbox of r: *out is then an attached session that
