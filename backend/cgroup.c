@@ -203,17 +203,20 @@ static int wanted(const struct sbx_cg_limits *l, int c)
            (c == CG_CPUSET && l->cpuset);
 }
 
-/* Whether the unified cgroup `dir` lists `ctrl` in `file` (cgroup.controllers: what its
- * parent lets it hand down; cgroup.subtree_control: what it hands down now). */
-static int v2_lists(const char *dir, const char *file, const char *ctrl)
+/* The controllers the unified cgroup `dir` lists in `file`, as a mask of 1 << CG_*
+ * (cgroup.controllers: what its parent lets it hand down; cgroup.subtree_control: what it
+ * hands down now). */
+static unsigned v2_mask(const char *dir, const char *file)
 {
     char buf[512];
+    unsigned m = 0;
     if (read_str(dir, file, buf, sizeof(buf)) < 0)
         return 0;
     for (char *save = NULL, *t = strtok_r(buf, " \n", &save); t; t = strtok_r(NULL, " \n", &save))
-        if (!strcmp(t, ctrl))
-            return 1;
-    return 0;
+        for (int c = 0; c < CG_N; c++)
+            if (!strcmp(t, cg_name[c]))
+                m |= 1u << c;
+    return m;
 }
 
 /* The processes in a unified cgroup: 0 none, 1 only this process, 2 others too. */
@@ -276,17 +279,20 @@ static int v2_session_parent(const char *mnt, const struct sbx_cg_limits *l, int
             return sbx_err(err, SBX_EBACKEND, ENAMETOOLONG, "start", "cgroup path too long");
     }
     /* "<root>/sbx" is made only when needed: it is offered what the root hands down. */
-    int at_root = !(conf && *conf) && !own, need = 0, enable = 0;
+    int at_root = !(conf && *conf) && !own, need = 0;
+    unsigned offered = at_root ? v2_mask(mnt, "cgroup.subtree_control")
+                               : v2_mask(where, "cgroup.controllers");
     for (int c = 0; c < CG_N; c++)
-        if (wanted(l, c) && (at_root ? v2_lists(mnt, "cgroup.subtree_control", cg_name[c])
-                                     : v2_lists(where, "cgroup.controllers", cg_name[c])))
+        if (wanted(l, c) && (offered & (1u << c)))
             from_v2[c] = need = 1;
     if (!need)
         return 0;
     if (at_root && session_parent(mnt, "", where, cap) < 0)
         return sbx_err(err, SBX_EBACKEND, errno, "start", "cannot create %s/sbx", mnt);
+    unsigned enabled = v2_mask(where, "cgroup.subtree_control"), enable = 0;
     for (int c = 0; c < CG_N; c++)
-        enable |= from_v2[c] && !v2_lists(where, "cgroup.subtree_control", cg_name[c]);
+        if (from_v2[c] && !(enabled & (1u << c)))
+            enable |= 1u << c;
     if (!enable)
         return 0;
     int occ = v2_occupants(where);
@@ -301,9 +307,7 @@ static int v2_session_parent(const char *mnt, const struct sbx_cg_limits *l, int
     for (int c = 0; c < CG_N && occ == 0; c++) {
         char val[64];
         snprintf(val, sizeof(val), "+%s", cg_name[c]);
-        int e = from_v2[c] && !v2_lists(where, "cgroup.subtree_control", cg_name[c])
-                    ? write_str(where, "cgroup.subtree_control", val)
-                    : 0;
+        int e = enable & (1u << c) ? write_str(where, "cgroup.subtree_control", val) : 0;
         if (e < 0)
             return limit_err(err, cg_name[c], -e, "it cannot be enabled for session cgroups");
     }
@@ -313,7 +317,7 @@ static int v2_session_parent(const char *mnt, const struct sbx_cg_limits *l, int
     if (l->best_effort)
         return 0;
     for (int c = 0; c < CG_N; c++)
-        if (wanted(l, c) && v2_lists(where, "cgroup.controllers", cg_name[c])) {
+        if (wanted(l, c) && (offered & (1u << c))) {
             char what[4800];
             snprintf(what, sizeof(what),
                      "cgroup v2 hands controllers down only from a cgroup without processes, "
