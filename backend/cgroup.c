@@ -248,40 +248,80 @@ static int v2_occupants(const char *dir)
  * moves itself into a leaf "sbx-host" below it, which keeps it in its subtree, as systemd's
  * delegation rules ask of a supervisor; when other processes share it, the limit fails with
  * an error that names the fix. Returns 0 (also when v2 offers none of them) or an error. */
-static int v2_session_parent(const char *mnt, const struct sbx_cg_limits *l, int *from_v2,
-                             char *where, size_t cap, sbx_error **err)
+/* Where v2 session cgroups go (see v2_session_parent), creating and moving nothing: 1 with
+ * `where` (and *own: it is sbx's own cgroup; *at_root: "<root>/sbx", made on demand), 0 when
+ * the unified hierarchy has no place for them (sbx is in none of its cgroups, or a configured
+ * parent is missing there on a hybrid host), or -1 with errno (ENAMETOOLONG; ENOENT: the
+ * configured parent is missing on pure v2). */
+static int v2_target(const char *mnt, const char *conf, char *where, size_t cap, int *own,
+                     int *at_root)
 {
-    char self[4096];
-    const char *conf = l->parent ? l->parent : getenv("SBX_CGROUP_PARENT");
-    int own = 0;
+    *own = *at_root = 0;
     if (conf && *conf) {
         const char *rel = strncmp(conf, mnt, strlen(mnt)) == 0 ? conf + strlen(mnt) : conf;
         if ((size_t)snprintf(where, cap, "%s%s%s", mnt, *rel == '/' ? "" : "/", rel) >= cap)
-            return sbx_err(err, SBX_EBACKEND, ENAMETOOLONG, "start", "cgroup path too long");
-        if (!is_cgroup2(where)) {
-            /* On a hybrid host the parent need only exist where a controller comes from:
-             * the v1 hierarchies say so below. On pure v2 there is nowhere else. */
-            if (strcmp(mnt, "/sys/fs/cgroup") != 0)
-                return 0;
-            return sbx_err(err, SBX_ECONFIG, errno, "start",
-                           "the cgroup parent %s (cgroup_parent or SBX_CGROUP_PARENT) is not a "
-                           "cgroup of the unified hierarchy at %s",
-                           conf, mnt);
-        }
-    } else {
-        if (sbx__cg_self_path("", self, sizeof(self)) < 0)
-            return 0;
-        size_t n = strlen(self), k = strlen("/" HOST_LEAF);
-        if (n >= k && !strcmp(self + n - k, "/" HOST_LEAF))
-            self[n - k] = '\0'; /* moved there by an earlier session of this process */
-        own = *self != '\0';
-        if ((size_t)snprintf(where, cap, "%s%s", mnt, own ? self : "/sbx") >= cap)
-            return sbx_err(err, SBX_EBACKEND, ENAMETOOLONG, "start", "cgroup path too long");
+            return errno = ENAMETOOLONG, -1;
+        if (is_cgroup2(where))
+            return 1;
+        /* On a hybrid host the parent need only exist where a controller comes from: the
+         * v1 hierarchies say so. On pure v2 there is nowhere else. */
+        return strcmp(mnt, "/sys/fs/cgroup") != 0 ? 0 : (errno = ENOENT, -1);
     }
-    /* "<root>/sbx" is made only when needed: it is offered what the root hands down. */
-    int at_root = !(conf && *conf) && !own, need = 0;
-    unsigned offered = at_root ? v2_mask(mnt, "cgroup.subtree_control")
-                               : v2_mask(where, "cgroup.controllers");
+    char self[4096];
+    if (sbx__cg_self_path("", self, sizeof(self)) < 0)
+        return 0;
+    size_t n = strlen(self), k = strlen("/" HOST_LEAF);
+    if (n >= k && !strcmp(self + n - k, "/" HOST_LEAF))
+        self[n - k] = '\0'; /* moved there by an earlier session of this process */
+    *own = *self != '\0';
+    *at_root = !*own;
+    if ((size_t)snprintf(where, cap, "%s%s", mnt, *own ? self : "/sbx") >= cap)
+        return errno = ENAMETOOLONG, -1;
+    return 1;
+}
+
+/* What the target offers: "<root>/sbx" is offered what the root hands down. */
+static unsigned v2_offered(const char *mnt, const char *where, int at_root)
+{
+    return at_root ? v2_mask(mnt, "cgroup.subtree_control") : v2_mask(where, "cgroup.controllers");
+}
+
+int sbx__cg_v2_check(const char *ctrl, const char *parent, char *where, size_t cap)
+{
+    const char *mnt = sbx__cg_v2_mount();
+    int own, at_root, c = 0;
+    while (c < CG_N && strcmp(cg_name[c], ctrl) != 0)
+        c++;
+    if (!*mnt || c == CG_N)
+        return 0;
+    const char *conf = parent ? parent : getenv("SBX_CGROUP_PARENT");
+    if (v2_target(mnt, conf, where, cap, &own, &at_root) <= 0)
+        return 0;
+    if (!(v2_offered(mnt, where, at_root) & (1u << c)))
+        return 0;
+    if (!at_root && (v2_mask(where, "cgroup.subtree_control") & (1u << c)))
+        return 2;
+    int occ = at_root ? 0 : v2_occupants(where);
+    return occ == 0 || (occ == 1 && own) ? 1 : -1;
+}
+
+static int v2_session_parent(const char *mnt, const struct sbx_cg_limits *l, int *from_v2,
+                             char *where, size_t cap, sbx_error **err)
+{
+    const char *conf = l->parent ? l->parent : getenv("SBX_CGROUP_PARENT");
+    int own, at_root;
+    int t = v2_target(mnt, conf, where, cap, &own, &at_root);
+    if (t < 0 && errno == ENOENT)
+        return sbx_err(err, SBX_ECONFIG, ENOENT, "start",
+                       "the cgroup parent %s (cgroup_parent or SBX_CGROUP_PARENT) is not a "
+                       "cgroup of the unified hierarchy at %s",
+                       conf, mnt);
+    if (t < 0)
+        return sbx_err(err, SBX_EBACKEND, errno, "start", "cgroup path too long");
+    if (t == 0)
+        return 0;
+    int need = 0;
+    unsigned offered = v2_offered(mnt, where, at_root);
     for (int c = 0; c < CG_N; c++)
         if (wanted(l, c) && (offered & (1u << c)))
             from_v2[c] = need = 1;

@@ -49,6 +49,12 @@ void sbx__cg_free(struct sbx_cgroup *cg);
 /* sbx's own cgroup in the hierarchy of controller `ctrl` ("" for the unified one), "" at a
  * hierarchy's root. 0, or -1 when sbx is in none. */
 int sbx__cg_self_path(const char *ctrl, char *out, size_t cap);
+/* What cgroup v2 would do for controller `ctrl` at a session's start (for sbx doctor; it
+ * creates, moves and enables nothing): 2 it is enabled already, 1 it will be (sbx alone in
+ * the target, or the target empty), -1 it is offered but other processes share the target,
+ * 0 v2 does not offer it. `where` gets the target cgroup; parent: as cgroup_parent (NULL:
+ * $SBX_CGROUP_PARENT, else sbx's own cgroup). */
+int sbx__cg_v2_check(const char *ctrl, const char *parent, char *where, size_t cap);
 /* The unified hierarchy's mount point ("" when there is none). */
 const char *sbx__cg_v2_mount(void);
 /* "cgroup v2", "hybrid (...)" or "cgroup v1". */

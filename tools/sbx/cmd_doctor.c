@@ -5,9 +5,9 @@
  * FAIL (sessions cannot start, or would start with less than sbx promises, so it refuses).
  * The exit status is 1 when anything FAILs, else 0.
  *
- * The checks read the host the way the library does, but locally: the CLI sees only the
- * public API, so the cgroup layout and the sbx-agent search below mirror backend/cgroup.c and
- * backend/agent_path.c. The one check that settles it is the probe, a real session started
+ * The checks read the host the way the library does, with the backend's own functions where
+ * it has them (backend/cgroup.h: the layout, and where session cgroups would go and what
+ * they would get; backend/agent_path.c: the sbx-agent search). The one check that settles it is the probe, a real session started
  * and shut down through the library; the others explain a failing probe, or what the probe
  * cannot see (cgroup controllers, which only limits need, and host-wide sysctls).
  */
@@ -127,19 +127,6 @@ static int sysctl_get(const char *name, long *out)
     errno = 0;
     *out = strtol(buf, &end, 10);
     return errno || end == buf ? -2 : 0;
-}
-
-static int has_word(const char *list, const char *word)
-{
-    size_t n = strlen(word);
-    for (const char *p = list; *p;) {
-        p += strspn(p, " \t\n");
-        size_t len = strcspn(p, " \t\n");
-        if (len == n && !strncmp(p, word, n))
-            return 1;
-        p += len;
-    }
-    return 0;
 }
 
 /* ---- kernel ---------------------------------------------------------------------------- */
@@ -362,55 +349,25 @@ static int blkio_has_weight(const char *dir, char *which, size_t cap)
 static void check_controller(const char *name, const char *ctrl, const char *v1,
                              const char *mnt)
 {
-    char self[1024], parent[1100], buf[512], why_v2[2400] = "";
-    const char *conf = getenv("SBX_CGROUP_PARENT");
-    int v2_fix = 0;
-    snprintf(parent, sizeof(parent), "%s", mnt);
-    if (*mnt && ((conf && *conf) || sbx__cg_self_path("", self, sizeof(self)) == 0)) {
-        if (conf && *conf) {
-            const char *rel = strncmp(conf, mnt, strlen(mnt)) == 0 ? conf + strlen(mnt) : conf;
-            snprintf(parent, sizeof(parent), "%s%s%s", mnt, *rel == '/' ? "" : "/", rel);
-        } else {
-            size_t n = strlen(self);
-            if (n >= 9 && !strcmp(self + n - 9, "/sbx-host"))
-                self[n - 9] = '\0';
-            snprintf(parent, sizeof(parent), "%s%s", mnt, *self ? self : "/sbx");
-        }
-        char f[1200];
-        snprintf(f, sizeof(f), "%s/cgroup.subtree_control", parent);
-        if (read_small(f, buf, sizeof(buf)) == 0 && has_word(buf, ctrl)) {
-            add(name, ST_OK, "%s: cgroup v2, enabled in %s", ctrl, f);
-            return;
-        }
-        snprintf(f, sizeof(f), "%s/cgroup.controllers", parent);
-        int offered = read_small(f, buf, sizeof(buf)) == 0 && has_word(buf, ctrl);
-        if (!offered && !(conf && *conf) && !*self) {
-            /* "<root>/sbx" is made at the first session: it is offered what the root hands
-             * down. */
-            snprintf(f, sizeof(f), "%s/cgroup.subtree_control", mnt);
-            offered = read_small(f, buf, sizeof(buf)) == 0 && has_word(buf, ctrl);
-        }
-        /* Enabled at the first session when nothing but sbx is in there (sbx moves itself
-         * into a leaf below); this check runs as sbx, so "only us" counts as free. */
-        snprintf(f, sizeof(f), "%s/cgroup.procs", parent);
-        int busy = 0;
-        if (read_small(f, buf, sizeof(buf)) == 0) {
-            char *end = NULL;
-            long first = strtol(buf, &end, 10);
-            busy = end != buf && (first != (long)getpid() || end[*end == '\n'] != '\0');
-        }
-        if (offered && !busy) {
-            add(name, ST_OK, "%s: cgroup v2, below %s (enabled at the first session)", ctrl,
-                parent);
-            return;
-        }
-        v2_fix = offered && busy;
-        snprintf(why_v2, sizeof(why_v2), "v2: %s %s", parent,
-                 offered ? "holds other processes, so it cannot hand controllers down"
-                         : "is not offered it");
-    } else {
-        snprintf(why_v2, sizeof(why_v2), "v2: no unified hierarchy");
+    char self[1024], parent[1100], why_v2[2400] = "";
+    int v2 = sbx__cg_v2_check(ctrl, NULL, parent, sizeof(parent));
+    if (v2 == 2) {
+        add(name, ST_OK, "%s: cgroup v2, enabled in %s/cgroup.subtree_control", ctrl, parent);
+        return;
     }
+    if (v2 == 1) {
+        add(name, ST_OK, "%s: cgroup v2, below %s (enabled at the first session)", ctrl,
+            parent);
+        return;
+    }
+    int v2_fix = v2 == -1;
+    if (!*mnt)
+        snprintf(why_v2, sizeof(why_v2), "v2: no unified hierarchy");
+    else
+        snprintf(why_v2, sizeof(why_v2), "v2: %s", v2_fix ? "the cgroup sessions would go below "
+                                                            "holds other processes, so it cannot "
+                                                            "hand controllers down"
+                                                          : "not offered to sbx's cgroup");
     char hier[64], dir[1200], which[64];
     snprintf(hier, sizeof(hier), "/sys/fs/cgroup/%s", v1);
     if (fs_type(hier) == (long)CGROUP_SUPER_MAGIC &&
