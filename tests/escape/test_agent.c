@@ -1,5 +1,6 @@
 /* Sandboxed code, even running as root inside, cannot signal, limit or trace the agent (PID
- * 1) or the worker supervising it, and so cannot escape its timeout or wedge the session. */
+ * 1), its zygote, or the worker supervising it, and so cannot escape its timeout or wedge the
+ * session. */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -50,6 +51,39 @@ Test(escape_agent, root_inside_cannot_kill_or_limit_pid1_or_its_supervisor)
     err = NULL;
     r = sbx_test_sh(s, "ps -eo comm= 2>/dev/null | grep -c sleep || true");
     cr_expect_str_eq((char *)r->out, "0\n", "a sleep survived its timeout");
+    sbx_exec_result_free(r);
+    sbx_session_free(s);
+}
+
+/* The zygote (agent/zygote.c) holds the agent's capabilities in the sandbox's user namespace
+ * and forks every command's supervisor: root inside must not be able to touch it either. It
+ * is the parent of the command's supervisor once a first command has run. */
+Test(escape_agent, root_inside_cannot_kill_limit_or_read_the_zygote)
+{
+    SBX_TEST_SKIP_UNLESS(geteuid() == 0, "uid 0 inside needs the range id map (run as root)");
+    sbx_session *s = sbx_test_start(NULL);
+    sbx_exec_result *r = NULL;
+    sbx_error *err = NULL;
+    sbx_exec_result_free(sbx_test_sh(s, "true")); /* the zygote comes after a command */
+    usleep(200 * 1000);
+    cr_assert_eq(run_root(s,
+                          "z=$(awk '/^PPid:/ { print $2 }' /proc/$PPID/status); "
+                          "[ \"$z\" -gt 1 ] || echo no-zygote; "
+                          "kill -9 $z 2>/dev/null && echo killed; "
+                          "kill -STOP $z 2>/dev/null && echo stopped; "
+                          "prlimit --pid $z --nproc=1:1 2>/dev/null && echo limited; "
+                          "cat /proc/$z/environ >/dev/null 2>&1 && echo read-environ; "
+                          "cat /proc/$z/fd/0 >/dev/null 2>&1 && echo opened-fd; "
+                          "ls /proc/$z/root/ >/dev/null 2>&1 && echo entered-root; "
+                          "echo 1000 > /proc/$z/oom_score_adj 2>/dev/null && echo oom-adj; "
+                          "echo end",
+                          30, &r, &err),
+                 0, "%s", sbx_error_message(err));
+    cr_expect_str_eq((char *)r->out, "end\n");
+    sbx_exec_result_free(r);
+    /* It still serves: the next command's supervisor is still its child. */
+    r = sbx_test_sh(s, "awk '/^PPid:/ { print ($2 > 1) }' /proc/$PPID/status");
+    cr_expect_str_eq((char *)r->out, "1\n", "the zygote is gone");
     sbx_exec_result_free(r);
     sbx_session_free(s);
 }

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <json-c/json.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -396,6 +397,38 @@ Test(session_ports, both_directions_and_half_close_through_echo)
     close(fd);
     cr_expect_eq(bad, 0ULL);
     sbx_session_free(s);
+}
+
+/* The host listener is on 127.0.0.1 only: another machine, or anything reaching this one's
+ * other addresses, finds nothing at that port. */
+Test(session_ports, the_listener_is_on_loopback_only)
+{
+    int ports[] = {8008};
+    sbx_session *s = start_with_ports(ports, 1);
+    sbx_endpoint e = resolve(s, 8008);
+    struct ifaddrs *ifs = NULL;
+    cr_assert_eq(getifaddrs(&ifs), 0);
+    int tried = 0;
+    for (struct ifaddrs *i = ifs; i; i = i->ifa_next) {
+        if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET)
+            continue;
+        struct sockaddr_in a = *(struct sockaddr_in *)i->ifa_addr;
+        if ((ntohl(a.sin_addr.s_addr) >> 24) == 127)
+            continue;
+        a.sin_port = htons((uint16_t)e.port);
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        errno = 0;
+        int r = connect(fd, (struct sockaddr *)&a, sizeof(a));
+        int err = errno;
+        close(fd);
+        cr_expect(r < 0 && err == ECONNREFUSED, "port %u answers on %s (%s)", e.port,
+                  inet_ntoa(a.sin_addr), strerror(err));
+        tried++;
+    }
+    freeifaddrs(ifs);
+    sbx_session_free(s);
+    if (!tried)
+        cr_skip_test("this host has no IPv4 address but loopback to try");
 }
 
 Test(session_ports, listeners_close_at_shutdown_and_a_stopped_session_cannot_resolve)
