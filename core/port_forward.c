@@ -14,7 +14,6 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -69,7 +68,7 @@ struct sbx_pfwd {
     struct listener **ls;
     size_t n_ls;
     struct conn *conns, *dead; /* the thread's own */
-    atomic_uint_least64_t accepted, refused, active;
+    size_t active; /* connections relayed now (at most MAX_CONNS); the thread's own */
 };
 
 static void close_fd(int *fd)
@@ -110,7 +109,7 @@ static void conn_close(struct sbx_pfwd *f, struct conn *c)
     /* Freed after the current batch of events, which may still name it. */
     c->next = f->dead;
     f->dead = c;
-    atomic_fetch_sub(&f->active, 1);
+    f->active--;
 }
 
 /* Waits (level-triggered) for what the two pumps wait for. -1 when epoll refused. */
@@ -168,7 +167,7 @@ static void conn_start(struct sbx_pfwd *f, int client, int inside)
     if (f->conns)
         f->conns->prev = c;
     f->conns = c;
-    atomic_fetch_add(&f->active, 1);
+    f->active++;
     int ok = sbx__pump_open(&c->d[0], PIPE_BYTES) == 0 &&
              sbx__pump_open(&c->d[1], PIPE_BYTES) == 0;
     for (int i = 0; ok && i < 2; i++) {
@@ -195,13 +194,11 @@ static void accept_all(struct sbx_pfwd *f, struct listener *l)
             }
             return;
         }
-        atomic_fetch_add(&f->accepted, 1);
         int inside = -1, e = 0;
         sbx_error *err = NULL;
-        if (atomic_load(&f->active) >= MAX_CONNS ||
+        if (f->active >= MAX_CONNS ||
             f->ops->connect(f->sb, l->port, &inside, &e, &err) < 0 || inside < 0) {
             sbx_error_free(err);
-            atomic_fetch_add(&f->refused, 1);
             reset_close(client);
             continue;
         }
@@ -333,13 +330,6 @@ int sbx__pfwd_listen(struct sbx_pfwd *f, unsigned port, unsigned *host_port, sbx
 out:
     pthread_mutex_unlock(&f->lock);
     return r;
-}
-
-void sbx__pfwd_stats(struct sbx_pfwd *f, struct sbx_pfwd_stats *st)
-{
-    st->accepted = atomic_load(&f->accepted);
-    st->refused = atomic_load(&f->refused);
-    st->active = atomic_load(&f->active);
 }
 
 void sbx__pfwd_free(struct sbx_pfwd *f)

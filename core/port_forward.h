@@ -12,20 +12,12 @@
 
 struct sbx_pfwd;
 
-/* Counters, for tests and diagnostics. */
-struct sbx_pfwd_stats {
-    uint64_t accepted;  /* connections accepted on the listeners */
-    uint64_t refused;   /* of those, reset because nothing answered inside */
-    uint64_t active;    /* being relayed now */
-};
-
 /* A forwarder for one running sandbox. ops and sb are borrowed: sb must outlive the forwarder
  * (free it before destroying or detaching the sandbox). */
 int sbx__pfwd_new(const struct sbx_backend_ops *ops, struct sbx_sandbox *sb,
                   struct sbx_pfwd **out, sbx_error **err);
 /* The host port of the listener for `port` inside, made on the first call. Thread-safe. */
 int sbx__pfwd_listen(struct sbx_pfwd *f, unsigned port, unsigned *host_port, sbx_error **err);
-void sbx__pfwd_stats(struct sbx_pfwd *f, struct sbx_pfwd_stats *st);
 /* Closes the listeners and every connection, stops the thread, frees. NULL is a no-op. */
 void sbx__pfwd_free(struct sbx_pfwd *f);
 
