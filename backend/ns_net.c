@@ -87,6 +87,8 @@ void sbx__ns_net_stop(struct sbx_sandbox *sb)
 /* veth: the pair, made once by the process that starts the sandbox. */
 static int serve_veth(struct sbx_sandbox *sb, const struct sbx_backend_net *c, sbx_error **err)
 {
+    if (sb->veth)
+        return 0; /* made already */
     struct sbx_veth *v = calloc(1, sizeof(*v));
     if (!v)
         return sbx_err(err, SBX_ENOMEM, ENOMEM, OP, "out of memory");
@@ -96,13 +98,8 @@ static int serve_veth(struct sbx_sandbox *sb, const struct sbx_backend_net *c, s
         return r;
     }
     pthread_mutex_lock(&sb->lock);
-    struct sbx_veth *old = sb->veth;
     sb->veth = v;
     pthread_mutex_unlock(&sb->lock);
-    if (old) {
-        sbx__veth_teardown(old);
-        free(old);
-    }
     return 0;
 }
 
@@ -129,6 +126,11 @@ int sbx__ns_net_serve(struct sbx_sandbox *sb, const struct sbx_backend_net *c, s
         return serve_veth(sb, c, err);
     if (c->mode != SBX_NET_PROXY)
         return 0;
+    pthread_mutex_lock(&sb->lock);
+    int serving = sb->net != NULL;
+    pthread_mutex_unlock(&sb->lock);
+    if (serving)
+        return 0; /* this process serves it already */
     struct sbx_proxy_config pc = {.allow = c->allow, .hosts = c->hosts, .log = c->log,
                                   .log_arg = c->log_arg};
     struct sbx_ns_net *n = calloc(1, sizeof(*n));
@@ -176,15 +178,7 @@ int sbx__ns_net_serve(struct sbx_sandbox *sb, const struct sbx_backend_net *c, s
         return r;
     }
     pthread_mutex_lock(&sb->lock);
-    struct sbx_ns_net *old = sb->net;
     sb->net = n;
     pthread_mutex_unlock(&sb->lock);
-    if (old) { /* served twice by this process: the newer one stays */
-        shutdown(old->chan, SHUT_RDWR);
-        pthread_join(old->thread, NULL);
-        close(old->chan);
-        sbx__proxy_free(old->proxy);
-        free(old);
-    }
     return 0;
 }

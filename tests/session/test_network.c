@@ -151,6 +151,9 @@ Test(session_network, proxy_mode_is_enforced_not_advisory)
     peer_up();
     struct collect c = {.lock = PTHREAD_MUTEX_INITIALIZER};
     sbx_session *s = proxy_session(&c);
+    sbx_error *err = NULL;
+    cr_expect_eq(sbx_session_serve_network(s, &err), 0, "the starter serves it already: %s",
+                 sbx_error_message(err));
     char script[512], *out = NULL;
     /* A program that ignores HTTP_PROXY: no route to the peer, even by address. */
     snprintf(script, sizeof(script),
