@@ -25,25 +25,13 @@
 #include <sbx/sbx.h>
 
 #include "bench.h"
+#include "util.h"
 
 #define NET_BYTES   (1ULL << 30)
 #define INSIDE_PORT 7000
 #define BENCH_DIR   "/opt/sbx-bench"
 
 /* ---- the server ------------------------------------------------------------------------- */
-
-static int write_all(int fd, const void *p, size_t n)
-{
-    const char *c = p;
-    while (n > 0) {
-        ssize_t k = write(fd, c, n);
-        if (k <= 0)
-            return -1;
-        c += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
 
 int bench_net_server(int argc, char **argv)
 {
@@ -70,7 +58,7 @@ int bench_net_server(int argc, char **argv)
             continue;
         if (source) {
             for (unsigned long long off = 0; off < NET_BYTES; off += sizeof(buf))
-                if (write_all(c, buf, sizeof(buf)) < 0)
+                if (sbx__write_full(c, buf, sizeof(buf)) < 0)
                     break;
         } else {
             char b;
