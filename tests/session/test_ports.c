@@ -18,6 +18,7 @@
 
 #include "harness.h"
 #include "session_util.h"
+#include "util.h"
 
 TestSuite(session_ports, .init = sbx_test_init, .fini = sbx_test_fini, .timeout = 120);
 
@@ -96,13 +97,7 @@ static int dial(const sbx_endpoint *e)
 
 static void write_all(int fd, const void *p, size_t n)
 {
-    const char *c = p;
-    while (n > 0) {
-        ssize_t k = write(fd, c, n);
-        cr_assert(k > 0, "write: %s", strerror(errno));
-        c += k;
-        n -= (size_t)k;
-    }
+    cr_assert_eq(sbx__write_full(fd, p, n), 0, "write: %s", strerror(errno));
 }
 
 /* Reads to EOF (bounded by cap) into a malloc'd buffer. */
