@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util.h"
 #include "cli.h"
 #include "session_store.h"
 
@@ -517,20 +518,6 @@ static void progress(const char *what, uint64_t bytes, double t0)
         fprintf(stderr, "\r\033[Ksbx: %s: %.1f MB, %.1f MB/s", what, mb, rate);
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Copies in_fd to out_fd until EOF; -1 with errno (and *which: 0 reading, 1 writing). */
 static int copy_counting(int in_fd, int out_fd, const char *what, int *which)
 {
@@ -547,7 +534,7 @@ static int copy_counting(int in_fd, int out_fd, const char *what, int *which)
         }
         if (n == 0)
             break;
-        if (write_all(out_fd, buf, (size_t)n) < 0) {
+        if (sbx__write_full(out_fd, buf, (size_t)n) < 0) {
             *which = 1;
             return -1;
         }

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util.h"
 #include "cli.h"
 #include "session_store.h"
 
@@ -221,20 +222,6 @@ static char *slurp(const char *path)
     return buf;
 }
 
-static int write_full(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Temporary file in the same directory, then rename: readers see the old or the new file. */
 static int write_atomic(const char *dir, const char *name, const char *text)
 {
@@ -244,7 +231,7 @@ static int write_atomic(const char *dir, const char *name, const char *text)
     int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
         return sbx_store_fail("cannot write in '%s': %s", dir, strerror(errno));
-    if (write_full(fd, text, strlen(text)) < 0 || fsync(fd) < 0) {
+    if (sbx__write_full(fd, text, strlen(text)) < 0 || fsync(fd) < 0) {
         int e = errno;
         close(fd);
         unlink(tmp);
