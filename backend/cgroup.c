@@ -99,7 +99,8 @@ int sbx__cg_self_path(const char *ctrl, char *out, size_t cap)
 static int write_str(const char *dir, const char *file, const char *val)
 {
     char path[4400];
-    snprintf(path, sizeof(path), "%s/%s", dir, file);
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, file) >= sizeof(path))
+        return -ENAMETOOLONG;
     int fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
@@ -112,7 +113,8 @@ static int write_str(const char *dir, const char *file, const char *val)
 static int read_str(const char *dir, const char *file, char *buf, size_t cap)
 {
     char path[4400];
-    snprintf(path, sizeof(path), "%s/%s", dir, file);
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, file) >= sizeof(path))
+        return -ENAMETOOLONG;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;

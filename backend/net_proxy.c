@@ -57,15 +57,18 @@ struct ip {
     unsigned char b[16];
 };
 
-static void ip_from_sa(const struct sockaddr *sa, struct ip *ip)
+static void ip_from_v4(const struct in_addr *a, struct ip *ip)
 {
     memset(ip, 0, sizeof(*ip));
-    if (sa->sa_family == AF_INET) {
-        ip->v4 = 1;
-        memcpy(ip->b, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-        return;
-    }
-    const unsigned char *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+    ip->v4 = 1;
+    memcpy(ip->b, a, 4);
+}
+
+/* An IPv4-mapped address (::ffff:a.b.c.d) is that IPv4 address. */
+static void ip_from_v6(const struct in6_addr *a6, struct ip *ip)
+{
+    memset(ip, 0, sizeof(*ip));
+    const unsigned char *a = a6->s6_addr;
     static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     if (memcmp(a, mapped, 12) == 0) {
         ip->v4 = 1;
@@ -73,6 +76,14 @@ static void ip_from_sa(const struct sockaddr *sa, struct ip *ip)
         return;
     }
     memcpy(ip->b, a, 16);
+}
+
+static void ip_from_sa(const struct sockaddr *sa, struct ip *ip)
+{
+    if (sa->sa_family == AF_INET)
+        ip_from_v4(&((const struct sockaddr_in *)sa)->sin_addr, ip);
+    else
+        ip_from_v6(&((const struct sockaddr_in6 *)sa)->sin6_addr, ip);
 }
 
 static int ip_eq(const struct ip *a, const struct ip *b)
@@ -93,14 +104,14 @@ static int ip_parse(const char *s, struct ip *ip)
     } else {
         memcpy(tmp, s, n + 1);
     }
-    struct sockaddr_in6 s6 = {.sin6_family = AF_INET6};
-    struct sockaddr_in s4 = {.sin_family = AF_INET};
-    if (tmp[0] != '\0' && s[0] != '[' && inet_pton(AF_INET, tmp, &s4.sin_addr) == 1) {
-        ip_from_sa((struct sockaddr *)&s4, ip);
+    struct in6_addr a6;
+    struct in_addr a4;
+    if (tmp[0] != '\0' && s[0] != '[' && inet_pton(AF_INET, tmp, &a4) == 1) {
+        ip_from_v4(&a4, ip);
         return 0;
     }
-    if (inet_pton(AF_INET6, tmp, &s6.sin6_addr) == 1) {
-        ip_from_sa((struct sockaddr *)&s6, ip);
+    if (inet_pton(AF_INET6, tmp, &a6) == 1) {
+        ip_from_v6(&a6, ip);
         return 0;
     }
     return -1;
