@@ -37,7 +37,9 @@ Test(tools_bench, quick_json_is_complete_and_well_formed)
                                           {"events_exec", "jsonl"},     {"events_exec", "jsonl+redact"},
                                           {"net_connect", "loopback"},  {"net_connect", "sbx port"},
                                           {"net_1g", "loopback"},       {"net_1g", "sbx port"},
-                                          {"cold_layers", "no seccomp"}, {"cold_layers", "+cgroup"}};
+                                          {"cold_layers", "no seccomp"}, {"cold_layers", "+cgroup"},
+                                          {"seccomp_attach", "1 instruction"},
+                                          {"seccomp_attach", "sbx default"}};
     for (size_t w = 0; w < sizeof(want) / sizeof(want[0]); w++) {
         int found = 0;
         for (size_t i = 0; i < n; i++) {

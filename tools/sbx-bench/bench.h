@@ -56,6 +56,7 @@ struct bench_case {
 extern const struct bench_case bench_case_cold_true;
 extern const struct bench_case bench_case_cold_sh_echo;
 extern const struct bench_case bench_case_cold_layers;
+extern const struct bench_case bench_case_seccomp_attach; /* cases_seccomp.c */
 extern const struct bench_case bench_case_warm_true;
 extern const struct bench_case bench_case_files_write_1k;
 extern const struct bench_case bench_case_files_read_1k;

@@ -14,6 +14,7 @@ static const struct bench_case *const cases[] = {
     &bench_case_cold_true,
     &bench_case_cold_sh_echo,
     &bench_case_cold_layers,
+    &bench_case_seccomp_attach,
     &bench_case_warm_true,
     &bench_case_files_write_1k,
     &bench_case_files_read_1k,
