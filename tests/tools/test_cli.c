@@ -205,3 +205,31 @@ Test(tools_cli, disk_bounds_the_workspace_of_a_run)
     cr_expect(n > (8ull << 20) && n <= (16ull << 20), "%llu bytes with --disk 16M: %s", n, out);
     cr_expect(strstr(out, "/dev/loop") != NULL, "the workspace is not the quota image: %s", out);
 }
+
+/* THREATS T04: on a terminal, `sbx run` shows the command's escape sequences instead of
+ * passing them to the terminal (OSC 52 would write the clipboard, OSC 0 the title); text and
+ * UTF-8 pass; --raw-output and output that is no terminal get the bytes as they are. */
+Test(tools_cli, escape_sequences_reach_a_terminal_as_text)
+{
+    SBX_TEST_SKIP_UNLESS(access("/usr/bin/script", X_OK) == 0, "script (util-linux) missing");
+    char cmd[4400];
+    static const char printf_args[] =
+        "printf '\\033]52;c;ZXZpbA==\\a\\033]0;pwn\\a h\\303\\251llo\\n'; "
+        "printf '\\033]0;err\\a\\n' >&2";
+    snprintf(cmd, sizeof(cmd), "%s run -- sh -c \"%s\"", sbx_test_bin("sbx"), printf_args);
+    char *const term[] = {"/usr/bin/script", "-qec", cmd, "/dev/null", NULL};
+    cr_assert_eq(sbx_test_run_host(term, out, sizeof(out)), 0, "%s", out);
+    cr_expect(strstr(out, "^[]52;c;ZXZpbA==^G^[]0;pwn^G h\xc3\xa9llo") != NULL, "%s", out);
+    cr_expect(strstr(out, "^[]0;err^G") != NULL, "stderr too: %s", out);
+    cr_expect(strchr(out, '\033') == NULL && strchr(out, '\a') == NULL, "raw control bytes: %s",
+              out);
+
+    snprintf(cmd, sizeof(cmd), "%s run --raw-output -- sh -c \"%s\"", sbx_test_bin("sbx"),
+             printf_args);
+    cr_assert_eq(sbx_test_run_host(term, out, sizeof(out)), 0, "%s", out);
+    cr_expect(strstr(out, "\033]52;c;ZXZpbA==\a") != NULL, "%s", out);
+
+    /* Into a pipe (what sbx_test_run_host gives): the bytes as they are. */
+    cr_assert_eq(SBX("run", "--", "printf", "\\033]0;pwn\\a"), 0, "%s", out);
+    cr_expect_str_eq(out, "\033]0;pwn\a");
+}

@@ -512,6 +512,24 @@ Test(tools_cli_session, progress_only_on_a_terminal)
     unlink(tar);
 }
 
+/* THREATS T04: `sbx exec` on a terminal shows escape sequences instead of obeying them. */
+Test(tools_cli_session, exec_shows_escape_sequences_on_a_terminal)
+{
+    SBX_TEST_SKIP_UNLESS(access("/usr/bin/script", X_OK) == 0, "script (util-linux) missing");
+    char id[64];
+    create(id, NULL);
+    cr_assert_eq(sh("script -qec '\"$SBX\" exec %s -- printf \"\\033]0;pwn\\aok\"' /dev/null",
+                    id),
+                 0, "%s", out);
+    cr_expect(strstr(out, "^[]0;pwn^Gok") != NULL, "%s", out);
+    cr_expect(strchr(out, '\033') == NULL, "raw ESC: %s", out);
+    cr_assert_eq(sh("script -qec '\"$SBX\" exec --raw-output %s -- printf \"\\033]0;pwn\\aok\"' "
+                    "/dev/null",
+                    id),
+                 0, "%s", out);
+    cr_expect(strstr(out, "\033]0;pwn\aok") != NULL, "%s", out);
+}
+
 Test(tools_cli_session, rm_force_ends_a_running_command)
 {
     char id[64];

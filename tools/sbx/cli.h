@@ -2,6 +2,7 @@
 #ifndef SBX_CLI_H
 #define SBX_CLI_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,6 +15,23 @@
 #define SBX_EXIT_NOT_FOUND      127
 
 int sbx_cmd_run(int argc, char **argv);
+
+/* cli_tty.c: a command's output stream on its way to a terminal, control characters shown
+ * instead of obeyed. begin returns the fd to give the library: fd itself when it is no
+ * terminal or raw is set, else a pipe a relay thread reads; end (after the exec returned)
+ * lets the relay finish. escape is the filter itself (exposed for tests). */
+struct sbx_cli_tty {
+    int fd, pipe_rd, pipe_wr, active;
+    pthread_t thread;
+};
+int sbx_cli_tty_begin(struct sbx_cli_tty *t, int fd, int raw);
+void sbx_cli_tty_end(struct sbx_cli_tty *t);
+size_t sbx_cli_tty_escape(const unsigned char *in, size_t n, int at_eof, char *out,
+                          size_t *used);
+#define SBX_CLI_RAW_OUTPUT_HELP                                                                \
+    "      --raw-output       pass control characters to a terminal as they are (by\n"      \
+    "                         default, when stdout/stderr is a terminal, ESC and other\n"    \
+    "                         control characters are shown as ^[ etc., not obeyed)\n"
 int sbx_cmd_seccomp(int argc, char **argv);
 
 /* cmd_session.c: sessions that outlive one command (state kept by session_store.c). */

@@ -37,6 +37,7 @@ static void usage(FILE *f)
             SBX_CLI_SANDBOX_HELP
             "      --json             print one JSON object {exit_code, timed_out, duration_ms,\n"
             "                         stdout, stderr} instead of passing output through\n"
+            SBX_CLI_RAW_OUTPUT_HELP
             "      --events FILE      append an audit event per operation to FILE (JSONL; see\n"
             "                         sbx events tail)\n"
             "      --events-stderr    print one line per operation event on stderr\n"
@@ -54,7 +55,7 @@ struct run_opts {
     size_t n_env;
     sbx_bind binds[MAX_LIST];
     size_t n_binds;
-    int json, keep, stdin_in;
+    int json, keep, stdin_in, raw_output;
     json_object *opts;     /* the shared sandbox options (cli_sandbox_opts.c) */
     struct sbx_store_opts sto; /* ... made into session options */
     const char *events_path;
@@ -77,7 +78,7 @@ __attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
 static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
 {
     enum { O_KEEP = 256, O_ROOT, O_BIND, O_RO_BIND, O_JSON, O_EVENTS, O_EVENTS_STDERR,
-           O_TRACEPARENT };
+           O_TRACEPARENT, O_RAW_OUTPUT };
     static const struct option longs[] = {
         {"workspace", required_argument, NULL, 'w'}, {"keep", no_argument, NULL, O_KEEP},
         {"root", required_argument, NULL, O_ROOT},   {"timeout", required_argument, NULL, 't'},
@@ -89,6 +90,7 @@ static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
         {"events", required_argument, NULL, O_EVENTS},
         {"events-stderr", no_argument, NULL, O_EVENTS_STDERR},
         {"traceparent", required_argument, NULL, O_TRACEPARENT},
+        {"raw-output", no_argument, NULL, O_RAW_OUTPUT},
         SBX_CLI_SANDBOX_LONGOPTS,
         {NULL, 0, NULL, 0}};
     char msg[512];
@@ -147,6 +149,9 @@ static int parse(int argc, char **argv, struct run_opts *ro, int *cmd_index)
             break;
         case O_TRACEPARENT:
             ro->so.traceparent = optarg;
+            break;
+        case O_RAW_OUTPUT:
+            ro->raw_output = 1;
             break;
         case 'h':
             usage(stdout);
@@ -208,15 +213,16 @@ static int run(struct run_opts *ro, char **cmd)
         ro->xo.flags |= SBX_EXEC_STDIN_FD;
         ro->xo.stdin_fd = 0;
     }
-    if (!ro->json) {
-        ro->xo.flags |= SBX_EXEC_STREAM_STDOUT | SBX_EXEC_STREAM_STDERR;
-        ro->xo.stdout_fd = 1;
-        ro->xo.stderr_fd = 2;
-    }
     sbx_events *ev = NULL;
     if (sbx_cli_events_make(ro->events_path, ro->events_stderr, &ev) < 0)
         return SBX_EXIT_SBX_FAILED;
     ro->so.events = ev;
+    struct sbx_cli_tty tout = {.active = 0}, terr = {.active = 0};
+    if (!ro->json) {
+        ro->xo.flags |= SBX_EXEC_STREAM_STDOUT | SBX_EXEC_STREAM_STDERR;
+        ro->xo.stdout_fd = sbx_cli_tty_begin(&tout, 1, ro->raw_output);
+        ro->xo.stderr_fd = sbx_cli_tty_begin(&terr, 2, ro->raw_output);
+    }
     int r;
     if (ro->keep) {
         /* The kept workspace's path is only known to a session that outlives the run. */
@@ -228,6 +234,8 @@ static int run(struct run_opts *ro, char **cmd)
     } else {
         r = sbx_run(&ro->so, &ro->xo, &res, &err);
     }
+    sbx_cli_tty_end(&tout);
+    sbx_cli_tty_end(&terr);
     if (r < 0 && r != SBX_EEXEC_TIMEOUT && r != SBX_EEXEC_TRANSPORT) {
         sbx_cli_print_error(NULL, err);
         goto out;

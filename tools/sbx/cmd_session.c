@@ -59,6 +59,7 @@ static const char exec_usage[] =
     "      --events FILE      append the exec's audit events to FILE (JSONL)\n"
     "      --events-stderr    print one line per operation event on stderr\n"
     "      --traceparent TP   W3C traceparent: the events' spans nest under it\n"
+    SBX_CLI_RAW_OUTPUT_HELP
     "  -h, --help             show this help\n"
     "\n"
     "exit status: the command's own; 128+N if killed by signal N; 124 on timeout;\n"
@@ -469,6 +470,7 @@ struct exec_args {
     size_t n_env;
     int stdin_in;
     int tty;
+    int raw_output;
     const char *events_path;
     int events_stderr;
     const char *traceparent;
@@ -485,6 +487,7 @@ static int exec_parse(int argc, char **argv, struct exec_args *x, int *first)
         {"tty", no_argument, NULL, 'Y'},
         {"events", required_argument, NULL, 'E'},  {"events-stderr", no_argument, NULL, 'S'},
         {"traceparent", required_argument, NULL, 'T'},
+        {"raw-output", no_argument, NULL, 'R'},
         {NULL, 0, NULL, 0}};
     int c;
     opterr = 0;
@@ -524,6 +527,9 @@ static int exec_parse(int argc, char **argv, struct exec_args *x, int *first)
             break;
         case 'T':
             x->traceparent = optarg;
+            break;
+        case 'R':
+            x->raw_output = 1;
             break;
         case 'h':
             fputs(exec_usage, stdout);
@@ -605,8 +611,14 @@ int sbx_cmd_exec(int argc, char **argv)
         r2 = sbx_session_set_traceparent(s, x.traceparent, &err);
     else if (!ev && x.traceparent)
         r2 = sbx_trace_set_current(x.traceparent, &err); /* validates it */
-    if (r2 == 0)
+    if (r2 == 0) {
+        struct sbx_cli_tty tout, terr;
+        x.xo.stdout_fd = sbx_cli_tty_begin(&tout, 1, x.raw_output);
+        x.xo.stderr_fd = sbx_cli_tty_begin(&terr, 2, x.raw_output);
         r2 = sbx_session_exec(s, &x.xo, &res, &err);
+        sbx_cli_tty_end(&tout);
+        sbx_cli_tty_end(&terr);
+    }
     if (r2 < 0) {
         sbx_cli_print_error(NULL, err);
         st = sbx_cli_exit_for_error(err);
