@@ -1,12 +1,15 @@
 /* Mount setup cannot be turned against the host: binds are private (no propagation either
  * way), and bind targets never follow symlinks planted in a workspace. */
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -120,4 +123,83 @@ Test(escape_mounts, a_planted_fifo_cannot_hang_the_sandbox_build)
     sbx_error_free(err);
     unlink(fifo);
     cr_expect_eq(rmdir(ws), 0);
+}
+
+/* THREATS T11, racing: code in one session of a workspace keeps swapping a directory and a
+ * symlink to a host directory at the path another session of the same workspace binds onto
+ * while it starts. Each start must either refuse or bind onto the directory inside the
+ * workspace: the host directory the symlink names never gets the mount point (which the
+ * start would make there, as `created`). */
+struct swapper {
+    sbx_session *s;
+    char script[1024];
+    int code;
+};
+
+static void *swap_main(void *arg)
+{
+    struct swapper *w = arg;
+    sbx_exec_result *r = sbx_test_sh(w->s, w->script);
+    w->code = r->exit_code;
+    sbx_exec_result_free(r);
+    return NULL;
+}
+
+Test(escape_mounts, a_symlink_swapped_in_while_sessions_start_never_redirects_a_bind,
+     .timeout = 120)
+{
+    char ws[] = "/tmp/sbx-test-ws-XXXXXX", src[] = "/tmp/sbx-test-src-XXXXXX";
+    char target[] = "/var/tmp/sbx-test-target-XXXXXX";
+    sbx_test_mkdtemp_ws(ws);
+    cr_assert_not_null(mkdtemp(src));
+    cr_assert_not_null(mkdtemp(target));
+    chmod(target, 0777);
+    sbx_session_opts ao = SBX_SESSION_OPTS_INIT;
+    ao.workspace = ws;
+    struct swapper w = {.s = sbx_test_start(&ao)};
+    /* About 6 s of swaps: a symlink naming the host directory, then a real directory. */
+    snprintf(w.script, sizeof(w.script),
+             "end=$(( $(date +%%s) + 6 )); n=0; "
+             "while [ $(date +%%s) -lt $end ]; do "
+             "ln -s %s /workspace/d 2>/dev/null; rm -f /workspace/d; "
+             "mkdir /workspace/d 2>/dev/null; rm -rf /workspace/d; n=$((n+1)); done; echo $n",
+             target);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, swap_main, &w), 0);
+    sbx_bind b = {.src = src, .dst = "/workspace/d/created"};
+    sbx_session_opts bo = SBX_SESSION_OPTS_INIT;
+    bo.workspace = ws;
+    bo.binds = &b;
+    bo.n_binds = 1;
+    int started = 0, refused = 0;
+    char created[300];
+    snprintf(created, sizeof(created), "%s/created", target);
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        sbx_session *s = NULL;
+        sbx_error *err = NULL;
+        cr_assert_eq(sbx_session_new(&bo, &s, &err), 0);
+        /* (What a started session then sees at /workspace/d/created is the swapper's to
+         * decide: its rm -rf may take the directory away from under the bind.) */
+        if (sbx_session_start(s, &err) == 0)
+            started++;
+        else
+            refused++;
+        sbx_error_free(err);
+        sbx_session_free(s);
+        struct stat st;
+        cr_assert_neq(stat(created, &st), 0, "a start followed the symlink to %s", created);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while (t.tv_sec - t0.tv_sec < 5);
+    pthread_join(th, NULL);
+    cr_expect_eq(w.code, 0);
+    /* Both outcomes, or the swaps never met a start (here: over a thousand starts, about
+     * one in ten refused). */
+    cr_expect(started > 0 && refused > 0, "not raced: %d started, %d refused", started,
+              refused);
+    sbx_session_free(w.s);
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s %s %s", ws, src, target);
+    cr_expect_eq(system(cmd), 0);
 }
