@@ -371,3 +371,49 @@ Test(session_races, rm_through_flipping_parent_never_touches_outside)
     cr_expect_eq(st.st_ino, doc_before.st_ino);
     cr_expect_neq(stat("/usr/share/race-dir", &st), 0, "a directory appeared in /usr/share");
 }
+
+/* THREATS T71, racing: persisting the workspace (a walk that reads with CAP_DAC_READ_SEARCH
+ * inside) while code in the sandbox flips a workspace symlink between a directory of its own
+ * and the sandbox's "/". Every snapshot must hold the link as a link: never a directory of
+ * that name, never anything beneath it. */
+Test(session_races, persist_while_a_symlink_flips_never_captures_outside)
+{
+    sh_ok("mkdir -p real && echo " MARKER " > real/" MARKER);
+    struct flipper f;
+    flipper_start(&f, sbx_test_S, "d", "/");
+    unsigned snaps = 0, as_link = 0, wrong = 0;
+    char first_wrong[512] = "";
+    double end = now_s() + RACE_SECONDS;
+    while (now_s() < end && snaps < RACE_MAX_ITER) {
+        int fd = memfd_create("race-snap", MFD_CLOEXEC);
+        cr_assert_geq(fd, 0);
+        sbx_error *err = NULL;
+        int r = sbx_session_persist_workspace(sbx_test_S, fd, &err);
+        cr_assert_eq(r, 0, "persist: %s", sbx_error_message(err));
+        lseek(fd, 0, SEEK_SET);
+        struct archive *a = archive_read_new();
+        archive_read_support_format_all(a);
+        cr_assert_eq(archive_read_open_fd(a, fd, 65536), ARCHIVE_OK);
+        struct archive_entry *e;
+        while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
+            const char *name = archive_entry_pathname(e);
+            int is_d = !strcmp(name, "./d") || !strcmp(name, "d");
+            int under_d = !strncmp(name, "./d/", 4) || !strncmp(name, "d/", 2);
+            if (is_d && archive_entry_filetype(e) == AE_IFLNK)
+                as_link++;
+            else if ((is_d || under_d) && !wrong++)
+                snprintf(first_wrong, sizeof(first_wrong), "%s (type %o)", name,
+                         (unsigned)archive_entry_filetype(e));
+        }
+        archive_read_free(a);
+        close(fd);
+        snaps++;
+    }
+    long flips = flipper_stop(&f);
+    cr_log_info("persist: %u snapshots, d a link in %u, %ld flips", snaps, as_link, flips);
+    cr_expect_eq(wrong, 0, "%u snapshots went through the symlink; first: %s", wrong,
+                 first_wrong);
+    cr_expect_gt(snaps, 2, "too few snapshots to race");
+    cr_expect_gt(flips, 0, "the symlink never flipped");
+    sh_ok("rm -rf real d d.tmp stop");
+}
