@@ -96,6 +96,57 @@ Test(escape_cgroups, a_memory_hog_is_killed_at_the_limit_and_the_session_survive
     sbx_session_free(s);
 }
 
+/* THREATS T56: memory a command makes the kernel hold rather than allocating it itself counts
+ * too: files in a tmpfs (/dev/shm here, sized far above the limit) and the buffers of full
+ * pipes. Each bomb stops at the session's limit, and the session stays usable. */
+Test(escape_cgroups, tmpfs_files_and_pipe_buffers_count_against_the_memory_limit)
+{
+    sbx_session_opts o = SBX_SESSION_OPTS_INIT;
+    o.memory_bytes = 64u << 20;
+    o.tmpfs_bytes = 1ull << 30;
+    sbx_session *s = start_or_skip(&o, "cgroup memory limit not enforceable here");
+    sbx_exec_result *r = NULL;
+    sbx_error *err = NULL;
+    cr_assert_eq(sbx_test_sh_as(s, NULL,
+                                "dd if=/dev/zero of=/dev/shm/fill bs=1M count=256 2>/dev/null; "
+                                "stat -c %s /dev/shm/fill",
+                                &r, &err),
+                 0, "%s", sbx_error_message(err));
+    unsigned long long size = strtoull((const char *)r->out, NULL, 10);
+    cr_expect_gt(size, 0, "nothing written: %s %s", r->out, r->err);
+    cr_expect_leq(size, 64ull << 20, "the tmpfs file grew to %llu bytes past the limit", size);
+    cr_expect_leq(r->memory_peak, 64u << 20, "peak %llu", (unsigned long long)r->memory_peak);
+    sbx_exec_result_free(r);
+    r = sbx_test_sh(s, "rm /dev/shm/fill && echo freed");
+    cr_expect_str_eq((const char *)r->out, "freed\n", "%s", r->err);
+    sbx_exec_result_free(r);
+    /* Full pipes, 64 KiB each, up to 2047 of them with 4096 fds: 128 MiB if not counted. */
+    cr_assert_eq(sbx_test_sh_as(s, NULL,
+                                "exec python3 -c 'import os\n"
+                                "n = 0\n"
+                                "try:\n"
+                                "    while True:\n"
+                                "        r, w = os.pipe()\n"
+                                "        os.set_blocking(w, False)\n"
+                                "        try:\n"
+                                "            while True: os.write(w, bytes(65536))\n"
+                                "        except BlockingIOError: n += 1\n"
+                                "except OSError as e: print(\"stopped\", n, e.errno)'",
+                                &r, &err),
+                 0, "%s", sbx_error_message(err));
+    /* Killed at the limit, or refused memory (ENOMEM) before the fds ran out. */
+    int stopped_enomem = strncmp((const char *)r->out, "stopped", 7) == 0 &&
+                         strstr((const char *)r->out, " 12\n") != NULL;
+    cr_expect(r->exit_code == -9 || stopped_enomem, "exit %d, out %s err %s", r->exit_code,
+              r->out, r->err);
+    cr_expect_leq(r->memory_peak, 64u << 20, "peak %llu", (unsigned long long)r->memory_peak);
+    sbx_exec_result_free(r);
+    r = sbx_test_sh(s, "echo still here");
+    cr_expect_str_eq((const char *)r->out, "still here\n");
+    sbx_exec_result_free(r);
+    sbx_session_free(s);
+}
+
 Test(escape_cgroups, a_fork_bomb_stops_at_the_process_limit)
 {
     sbx_session *s = start_limited(0, 40, 0);

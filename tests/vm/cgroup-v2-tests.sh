@@ -112,7 +112,7 @@ say "SBX_CGROUP_PARENT=$SBX_CGROUP_PARENT (controllers '$(cat $CG/ci/sessions/cg
 probe
 # All but disk_bandwidth_*: the guest's directories are tmpfs and 9p, no block device to
 # throttle (it runs on the host, on v1 blkio).
-crit escape_cgroups "$B/bin/test_escape" 'escape_cgroups/[!d]*' 10
+crit escape_cgroups "$B/bin/test_escape" 'escape_cgroups/[!d]*' 11
 crit cli_limits "$B/bin/test_tools" 'tools_cli_session/limits_given_at_create' 1
 crit doctor_layout "$B/bin/test_tools" 'tools_doctor/text_report_names_the_cgroup_layout' 1
 rmdir $CG/ci/sessions || bad "$CG/ci/sessions is not empty"
