@@ -110,7 +110,7 @@ static int idmap_userns(uint32_t from_uid, uint32_t from_gid, uint32_t to_id, sb
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) {
         munmap(stack, stack_len);
-        return sbx_err(err, SBX_EBACKEND, e, "start", "clone for the workspace id map");
+        return sbx__ns_userns_error(e, "clone for the workspace id map", err);
     }
     char map[64], path[64];
     int r;

@@ -102,6 +102,10 @@ int sbx__ns_put_end(struct sbx_backend_put *p, int commit, struct sbx_backend_fi
 
 /* idmap.c: writes uid_map, setgroups and gid_map of `pid`. */
 int sbx__ns_write_idmaps(pid_t pid, int range_mapped, uint32_t uid_base, sbx_error **err);
+/* The error for a clone with CLONE_NEWUSER that failed with errno e: SBX_ENOSYS naming the
+ * sysctls to check when the host does not allow user namespaces here, else SBX_EBACKEND
+ * naming `what`. */
+int sbx__ns_userns_error(int e, const char *what, sbx_error **err);
 void sbx__ns_ids(struct sbx_backend_ids *out);
 /* Idmaps a detached workspace tree so that its owner appears as the sandbox user. Returns 0
  * (done or not needed), 1 (the filesystem cannot be idmapped: left as is) or an error. */

@@ -324,6 +324,16 @@ static void free_failed(struct sbx_sandbox *sb)
 /* Everything up to sending CONFIG; the agent builds the root after this returns. An exec may
  * be sent before start_wait(): it queues behind CONFIG and runs as soon as the root is ready
  * (the one-shot path saves a round trip that way). */
+int sbx__ns_userns_error(int e, const char *what, sbx_error **err)
+{
+    if (e == EPERM || e == ENOSPC || e == EUSERS || e == EINVAL)
+        return sbx_err(err, SBX_ENOSYS, e, "start",
+                       "cannot create user namespaces here (see "
+                       "/proc/sys/user/max_user_namespaces and "
+                       "kernel.unprivileged_userns_clone)");
+    return sbx_err(err, SBX_EBACKEND, e, "start", "%s", what);
+}
+
 int sbx__ns_start_begin(const struct sbx_backend_config *c, struct sbx_sandbox **out,
                         sbx_error **err)
 {
@@ -429,14 +439,9 @@ int sbx__ns_start_begin(const struct sbx_backend_config *c, struct sbx_sandbox *
         prep_close(&p);
         sbx__cg_remove(sb->cg);
         free(sb);
-        if (e == EPERM || e == ENOSPC || e == EUSERS || e == EINVAL)
-            return sbx_err(err, SBX_ENOSYS, e, "start",
-                           "cannot create user namespaces here (see "
-                           "/proc/sys/user/max_user_namespaces and "
-                           "kernel.unprivileged_userns_clone)");
         if (e == ENOSYS)
             return sbx_err(err, SBX_ENOSYS, e, "start", "clone3() is not available (Linux < 5.3)");
-        return sbx_err(err, SBX_EBACKEND, e, "start", "clone3");
+        return sbx__ns_userns_error(e, "clone3", err);
     }
     sb->pid = (pid_t)pid;
     sb->pidfd = pidfd;

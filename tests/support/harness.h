@@ -1,8 +1,11 @@
 /* harness.h — shared helpers for the Criterion suites.
  *
  * Every test that starts sandboxes uses sbx_test_init/sbx_test_fini (as .init/.fini): init
- * records the fds and children of the test process, fini asserts none leaked and that no
- * process of any sandbox the test made is left on the host. */
+ * records the fds of the test process, fini asserts none leaked and that the test process has
+ * no child left. A sandbox's agent is a child of the process that started it, and its exit
+ * takes every other process of the sandbox with it (PID 1 of its pid namespace), so that also
+ * means no process of a sandbox the test made is left; detached sandboxes, reparented away,
+ * are the exception, and their tests check for them themselves. */
 #ifndef SBX_TEST_HARNESS_H
 #define SBX_TEST_HARNESS_H
 
