@@ -45,9 +45,25 @@ static const char *base_policy(void)
            "errno:EPERM pidfd_getfd\nerrno:EPERM kcmp\nerrno:EPERM process_madvise\n"
            "# segment descriptors: old kernel bugs, no use in a sandbox\n"
            "errno:EPERM modify_ldt\n"
-           "# vsock reaches the hypervisor whatever the network namespace says\n"
-           "errno:EAFNOSUPPORT socket arg0 &0xffffffff == 40\n"
-           "errno:EAFNOSUPPORT socketpair arg0 &0xffffffff == 40\n"
+           "# the kernel log is the host's\n"
+           "errno:EPERM syslog\n"
+           "# a filter of its own may add rules, but not a listener that would answer for its\n"
+           "# children's system calls (SECCOMP_FILTER_FLAG_NEW_LISTENER)\n"
+           "errno:EPERM seccomp arg1 &0x8 == 0x8\n"
+           "# sockets: only AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK. Every other family is\n"
+           "# refused, so none makes the kernel load a module (DCCP, RDS, X.25...) and vsock\n"
+           "# does not reach the hypervisor; nor do the DCCP and SCTP protocols of AF_INET.\n"
+           "# A value with high bits set is refused whatever its low bits (fails closed).\n"
+           "errno:EAFNOSUPPORT socket arg0 > 16\n"
+           "errno:EAFNOSUPPORT socket arg0 == 3\n"
+           "errno:EAFNOSUPPORT socket arg0 &0xfffffffffffffffc == 4\n" /* 4-7 */
+           "errno:EAFNOSUPPORT socket arg0 &0xfffffffffffffffe == 8\n" /* 8-9 */
+           "errno:EAFNOSUPPORT socket arg0 == 11\n"
+           "errno:EAFNOSUPPORT socket arg0 &0xfffffffffffffffc == 12\n" /* 12-15 */
+           "errno:EAFNOSUPPORT socketpair arg0 != 1\n"
+           "errno:EPROTONOSUPPORT socket arg1 &0xf == 6\n"             /* SOCK_DCCP */
+           "errno:EPROTONOSUPPORT socket arg2 &0xffffffff == 33\n"     /* IPPROTO_DCCP */
+           "errno:EPROTONOSUPPORT socket arg2 &0xffffffff == 132\n"    /* IPPROTO_SCTP */
            "# pushing input into a terminal: only the low 32 bits of the request count\n"
            "# (CVE-2019-10063)\n"
            "errno:EPERM ioctl arg1 &0xffffffff == 0x5412\n" /* TIOCSTI */

@@ -26,7 +26,7 @@ static const struct {
     int value;
 } errnos[] = {{"EPERM", EPERM},   {"ENOSYS", ENOSYS}, {"EACCES", EACCES},
               {"EINVAL", EINVAL}, {"ENOTSUP", ENOTSUP}, {"EOPNOTSUPP", EOPNOTSUPP},
-              {"EAFNOSUPPORT", EAFNOSUPPORT}};
+              {"EAFNOSUPPORT", EAFNOSUPPORT}, {"EPROTONOSUPPORT", EPROTONOSUPPORT}};
 
 static const char *errno_name(int e)
 {
