@@ -70,6 +70,65 @@ Test(escape_mounts, binds_do_not_propagate_to_a_shared_host)
     cr_expect_eq(rmdir(src), 0);
 }
 
+/* THREATS T14, the other way: a mount the host makes under a bound directory after the
+ * sandbox started does not appear inside (on a shared host, a bind would otherwise receive
+ * it: a later mount of secrets, or one over a path the command trusts). */
+Test(escape_mounts, host_mounts_do_not_propagate_into_a_sandbox)
+{
+    SBX_TEST_SKIP_UNLESS(geteuid() == 0, "needs root to make a shared mount namespace");
+    char ws[] = "/tmp/sbx-test-ws-XXXXXX", src[] = "/tmp/sbx-test-src-XXXXXX";
+    sbx_test_mkdtemp_ws(ws);
+    cr_assert_not_null(mkdtemp(src));
+    cr_assert_eq(chmod(src, 0755), 0); /* for the sandbox user to look in */
+    char inner[256];
+    snprintf(inner, sizeof(inner), "%s/inner", src);
+    cr_assert_eq(mkdir(inner, 0755), 0);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_SHARED, NULL) < 0)
+            _exit(3);
+        sbx_bind b = {.src = src, .dst = "/workspace/sub"};
+        sbx_session_opts o = SBX_SESSION_OPTS_INIT;
+        o.workspace = ws;
+        o.binds = &b;
+        o.n_binds = 1;
+        sbx_session *s = NULL;
+        if (sbx_session_new(&o, &s, NULL) < 0 || sbx_session_start(s, NULL) < 0)
+            _exit(4);
+        /* Now the host mounts something there, and puts a file in it. */
+        char marker[300];
+        snprintf(marker, sizeof(marker), "%s/marker", inner);
+        if (mount("sbx-test", inner, "tmpfs", 0, "size=1m") < 0)
+            _exit(5);
+        FILE *f = fopen(marker, "w");
+        if (!f)
+            _exit(6);
+        fclose(f);
+        sbx_exec_result *r = NULL;
+        int bad = 7;
+        if (sbx_test_sh_as(s, NULL,
+                           "test -d /workspace/sub/inner && ! test -e /workspace/sub/inner/marker"
+                           " && ! grep -q ' /workspace/sub/inner ' /proc/self/mountinfo",
+                           &r, NULL) == 0)
+            bad = r->exit_code == 0 ? 0 : 1;
+        sbx_exec_result_free(r);
+        sbx_session_free(s);
+        umount2(inner, MNT_DETACH);
+        _exit(bad);
+    }
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+              "a host mount made after the start appeared inside (status %d)", st);
+    char sub[256];
+    snprintf(sub, sizeof(sub), "%s/sub", ws);
+    rmdir(sub); /* the mount point the start made */
+    cr_expect_eq(rmdir(inner), 0);
+    cr_expect_eq(rmdir(ws), 0);
+    cr_expect_eq(rmdir(src), 0);
+}
+
 Test(escape_mounts, a_planted_symlink_cannot_redirect_a_bind)
 {
     char ws[] = "/tmp/sbx-test-ws-XXXXXX", src[] = "/tmp/sbx-test-src-XXXXXX";
