@@ -33,6 +33,7 @@ static const char *const names[] = {
     "kernel.unprivileged_bpf_disabled",
     "vm.unprivileged_userfaultfd",
     "kernel.io_uring_disabled",
+    "kernel.kptr_restrict",
     "fs.protected_symlinks",
     "fs.protected_hardlinks",
 };

@@ -510,6 +510,36 @@ static void check_hardening(const char *n, long bad, const char *good, const cha
     set_fix(c, "sysctl -w %s=%s", n, good);
 }
 
+/* Kernel addresses in /proc/kallsyms (and %pK output) are shown to every process, sandboxed
+ * ones included, when kptr_restrict is 0 and perf_event_paranoid lets any user use perf
+ * (1 or below): sbx does not mask them. */
+static void check_kptr(void)
+{
+    const char *n = "kernel.kptr_restrict";
+    long v = 0, perf = 2;
+    int r = sysctl_get(n, &v);
+    if (r == -2) {
+        add(n, ST_WARN, "unreadable");
+        return;
+    }
+    if (r == -1) {
+        add(n, ST_OK, "absent: this kernel prints no pointers to hide");
+        return;
+    }
+    int pr = sysctl_get("kernel.perf_event_paranoid", &perf);
+    if (v == 0 && pr == 0 && perf <= 1) {
+        struct check *c = add(n, ST_WARN,
+                              "0 with kernel.perf_event_paranoid %ld: kernel addresses in "
+                              "/proc/kallsyms are readable by every process, sandboxed ones "
+                              "included, which helps kernel exploits",
+                              perf);
+        set_fix(c, "sysctl -w %s=1", n);
+        return;
+    }
+    add(n, ST_OK, "%ld: kernel addresses are hidden from unprivileged processes%s", v,
+        v == 0 ? " (by kernel.perf_event_paranoid >= 2)" : "");
+}
+
 static void check_io_uring(void)
 {
     const char *n = "kernel.io_uring_disabled";
@@ -611,6 +641,7 @@ int sbx_cmd_doctor(int argc, char **argv)
                     "seccomp filter denies it in sandboxes)",
                     "this kernel (before 5.2) lets any user use userfaultfd");
     check_io_uring();
+    check_kptr();
     check_hardening("fs.protected_symlinks", 0, "1",
                     "symlinks in sticky world-writable directories are followed only when safe",
                     "following a symlink in a world-writable sticky directory (/tmp) is not "
