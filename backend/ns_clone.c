@@ -28,6 +28,7 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/sched.h>
+#include <linux/securebits.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -138,6 +139,9 @@ static int child_main(void *arg)
     for (int sig = 1; sig < _NSIG; sig++)
         syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(dfl.mask));
     syscall(SYS_setsid);
+    /* The owner switch (owner_enter) left SECBIT_NO_SETUID_FIXUP set in these credentials:
+     * the agent starts with none (it has every capability in its new user namespace). */
+    syscall(SYS_prctl, PR_SET_SECUREBITS, 0UL, 0UL, 0UL, 0UL);
     raise_ambient(p->last_cap);
     if (syscall(SYS_dup2, p->sv[1], SBX_AGENT_SOCK_FD) < 0 ||
         syscall(SYS_dup2, p->devnull, 0) < 0 || syscall(SYS_dup2, p->devnull, 1) < 0 ||
@@ -157,6 +161,57 @@ static int child_main(void *arg)
     syscall(SYS_write, SBX_AGENT_SOCK_FD, p->fail_frame, p->fail_len);
     syscall(SYS_exit, 127);
     return 127;
+}
+
+/* Root callers: the sandbox's user namespace is owned by a host uid of its own, not by root.
+ * The kernel charges what processes inside hold under per-user limits (inotify instances and
+ * watches, fanotify groups, ...) to the namespace's owner in the parent namespace as well:
+ * owned by root, one sandbox could take all of host root's inotify instances, and systemd's
+ * and udev's with them. The owner is one of 65535 ids just above the mapped range (uid_base
+ * + 65537 on), picked from the session id, so sandboxes rarely share a budget either; no
+ * host process runs as one of them. */
+static uint32_t userns_owner(uint32_t uid_base, const char *id)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const char *q = id; q && *q; q++)
+        h = (h ^ (unsigned char)*q) * 16777619u;
+    return uid_base + SBX_AGENT_UID + 1 + h % 65535u;
+}
+
+/* The cloning thread takes the owner's uid for the clone alone (raw system calls: this thread
+ * only, not the embedder's others), keeping its capabilities (SECBIT_NO_SETUID_FIXUP) for
+ * CLONE_INTO_CGROUP's permission checks. Without CAP_SETPCAP or CAP_SETUID it stays as it is,
+ * and the namespace is owned by the caller as before. */
+struct owner_swap {
+    long secbits;
+    uid_t ruid, euid, suid;
+    int active;
+};
+
+static void owner_enter(struct owner_swap *o, uint32_t owner)
+{
+    o->active = 0;
+    if (syscall(SYS_getresuid, &o->ruid, &o->euid, &o->suid) < 0)
+        return;
+    o->secbits = syscall(SYS_prctl, PR_GET_SECUREBITS, 0UL, 0UL, 0UL, 0UL);
+    if (o->secbits < 0 ||
+        syscall(SYS_prctl, PR_SET_SECUREBITS,
+                (unsigned long)o->secbits | SECBIT_NO_SETUID_FIXUP, 0UL, 0UL, 0UL) < 0)
+        return;
+    if (syscall(SYS_setresuid, owner, owner, (uid_t)-1) < 0) {
+        syscall(SYS_prctl, PR_SET_SECUREBITS, (unsigned long)o->secbits, 0UL, 0UL, 0UL);
+        return;
+    }
+    o->active = 1;
+}
+
+static void owner_leave(struct owner_swap *o)
+{
+    if (!o->active)
+        return;
+    syscall(SYS_setresuid, o->ruid, o->euid, o->suid);
+    syscall(SYS_prctl, PR_SET_SECUREBITS, (unsigned long)o->secbits, 0UL, 0UL, 0UL);
+    o->active = 0;
 }
 
 /* A detached copy of a host directory tree, made here where the caller's privileges apply,
@@ -430,8 +485,12 @@ int sbx__ns_start_begin(const struct sbx_backend_config *c, struct sbx_sandbox *
             ca.flags |= CLONE_INTO_CGROUP;
             ca.cgroup = (uint64_t)sbx__cg_fd(cg);
         }
+        struct owner_swap os = {.active = 0};
+        if (ids.range_mapped)
+            owner_enter(&os, userns_owner(c->uid_base, c->id));
         pid = sbx__clone3_on_stack(&ca, child_main, &arg);
         e = errno;
+        owner_leave(&os);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         munmap(stack, stack_len); /* CLONE_VFORK: the child has exec'd or exited */
     }

@@ -68,8 +68,8 @@ typedef struct sbx_session_opts {
     const char *const *env;    /* NULL-terminated "K=V" list layered over the base env of
                                   every command */
     uint32_t uid_base;         /* as root: host uid/gid that sandbox id 0 maps to (65536 ids
-                                  from there, plus one for the agent); default
-                                  SBX_DEFAULT_UID_BASE */
+                                  from there, plus one for the agent; the next 65535 own
+                                  sessions' user namespaces); default SBX_DEFAULT_UID_BASE */
     unsigned flags;            /* enum sbx_session_flags */
     const char *agent_path;    /* sbx-agent binary; default: $SBX_AGENT_PATH, next to the
                                   running program, then the installed libexec path */
