@@ -379,7 +379,7 @@ Test(session_races, rm_through_flipping_parent_never_touches_outside)
 Test(session_races, persist_while_a_symlink_flips_never_captures_outside)
 {
     sh_ok("mkdir -p real && echo " MARKER " > real/" MARKER);
-    struct flipper f;
+    struct flipper f = {0};
     flipper_start(&f, sbx_test_S, "d", "/");
     unsigned snaps = 0, as_link = 0, wrong = 0;
     char first_wrong[512] = "";
