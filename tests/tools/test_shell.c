@@ -166,8 +166,11 @@ Test(tools_shell, a_signal_restores_the_terminal)
     cr_assert_eq(run_sh("kill -TERM $(cat %s/pid)", statedir), 0, "%s", screen);
     wait_for("EXIT=143", 1);
     wait_for("SAVED", 1);
-    cr_expect_eq(run_sh("cmp -s %s/before %s/after", statedir, statedir), 0,
-                 "the terminal's settings were not restored after SIGTERM");
+    if (run_sh("cmp -s %s/before %s/after", statedir, statedir) != 0) {
+        run_sh("echo before: $(cat %s/before); echo after: $(cat %s/after)", statedir,
+               statedir);
+        cr_expect_fail("the terminal's settings were not restored after SIGTERM:\n%s", screen);
+    }
 }
 
 Test(tools_shell, exec_tty_runs_one_command_in_a_session)
