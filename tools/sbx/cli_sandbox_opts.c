@@ -51,10 +51,46 @@ static int push(json_object *opts, const char *key, const char *arg)
     return 0;
 }
 
+/* The options that are one number: a count in [lo, hi], or a size (K, M, G) of at least lo. */
+static const struct number_opt {
+    int c;
+    int is_size;
+    const char *key, *flag, *what; /* "--nproc '%s' is not WHAT" */
+    uint64_t lo, hi;
+} number_opts[] = {
+    {SBX_CLI_O_NPROC, 0, "nproc", "--nproc", "a number of processes (1 to 4194304)", 1, 4194304},
+    {SBX_CLI_O_PIDS, 0, "pids_max", "--pids", "a number of processes (1 to 4194304)", 1, 4194304},
+    {SBX_CLI_O_NOFILE, 0, "nofile", "--nofile", "a number of open files (16 to 1048576)", 16,
+     1048576},
+    {SBX_CLI_O_IO_WEIGHT, 0, "io_weight", "--io-weight", "a weight from 1 to 10000", 1, 10000},
+    {SBX_CLI_O_TMPFS, 1, "tmpfs_bytes", "--tmpfs-size", "a size (like 4096, 64K, 512M, 2G)", 0,
+     INT64_MAX},
+    {SBX_CLI_O_MEMORY, 1, "memory_bytes", "--memory", "a size (like 512M, 2G)", 0, INT64_MAX},
+    {SBX_CLI_O_FSIZE, 1, "fsize_bytes", "--fsize", "a size (like 64M, 1G)", 0, INT64_MAX},
+    {SBX_CLI_O_IO_READ, 1, "io_read_bps", "--io-read-bps",
+     "a rate in bytes per second (like 10M)", 0, INT64_MAX},
+    {SBX_CLI_O_IO_WRITE, 1, "io_write_bps", "--io-write-bps",
+     "a rate in bytes per second (like 10M)", 0, INT64_MAX},
+    {SBX_CLI_O_DISK, 1, "workspace_quota_bytes", "--disk", "a size of at least 8M (like 64M, 2G)",
+     8u << 20, INT64_MAX},
+};
+
 int sbx_cli_sandbox_option(int c, const char *arg, json_object *opts, char *msg, size_t cap)
 {
-    unsigned long n;
-    uint64_t size = 0;
+    for (size_t i = 0; i < sizeof(number_opts) / sizeof(number_opts[0]); i++) {
+        const struct number_opt *o = &number_opts[i];
+        if (o->c != c)
+            continue;
+        uint64_t v = 0;
+        unsigned long n = 0;
+        int r = o->is_size ? sbx_cli_parse_size(arg, &v) : parse_count(arg, o->lo, o->hi, &n);
+        if (!o->is_size)
+            v = n;
+        if (r < 0 || v < o->lo || v > o->hi)
+            return bad(msg, cap, "%s '%s' is not %s", o->flag, arg, o->what);
+        put_int(opts, o->key, v);
+        return 1;
+    }
     switch (c) {
     case SBX_CLI_O_HOSTNAME:
         json_object_object_add(opts, "hostname", json_object_new_string(arg));
@@ -72,59 +108,6 @@ int sbx_cli_sandbox_option(int c, const char *arg, json_object *opts, char *msg,
         return 1;
     case SBX_CLI_O_BEST_EFFORT:
         json_object_object_add(opts, "limits_best_effort", json_object_new_boolean(1));
-        return 1;
-    case SBX_CLI_O_NPROC:
-    case SBX_CLI_O_PIDS:
-        if (parse_count(arg, 1, 4194304, &n) < 0)
-            return bad(msg, cap, c == SBX_CLI_O_NPROC ? "--nproc '%s' is not a number of "
-                                                        "processes (1 to 4194304)"
-                                                      : "--pids '%s' is not a number of "
-                                                        "processes (1 to 4194304)",
-                       arg);
-        put_int(opts, c == SBX_CLI_O_NPROC ? "nproc" : "pids_max", n);
-        return 1;
-    case SBX_CLI_O_NOFILE:
-        if (parse_count(arg, 16, 1048576, &n) < 0)
-            return bad(msg, cap, "--nofile '%s' is not a number of open files (16 to 1048576)",
-                       arg);
-        put_int(opts, "nofile", n);
-        return 1;
-    case SBX_CLI_O_IO_WEIGHT:
-        if (parse_count(arg, 1, 10000, &n) < 0)
-            return bad(msg, cap, "--io-weight '%s' is not a weight from 1 to 10000", arg);
-        put_int(opts, "io_weight", n);
-        return 1;
-    case SBX_CLI_O_TMPFS:
-        if (sbx_cli_parse_size(arg, &size) < 0 || size > INT64_MAX)
-            return bad(msg, cap, "--tmpfs-size '%s' is not a size (like 4096, 64K, 512M, 2G)",
-                       arg);
-        put_int(opts, "tmpfs_bytes", size);
-        return 1;
-    case SBX_CLI_O_MEMORY:
-    case SBX_CLI_O_FSIZE:
-        if (sbx_cli_parse_size(arg, &size) < 0 || size > INT64_MAX)
-            return bad(msg, cap, c == SBX_CLI_O_MEMORY ? "--memory '%s' is not a size (like "
-                                                         "512M, 2G)"
-                                                       : "--fsize '%s' is not a size (like "
-                                                         "64M, 1G)",
-                       arg);
-        put_int(opts, c == SBX_CLI_O_MEMORY ? "memory_bytes" : "fsize_bytes", size);
-        return 1;
-    case SBX_CLI_O_IO_READ:
-    case SBX_CLI_O_IO_WRITE:
-        if (sbx_cli_parse_size(arg, &size) < 0 || size > INT64_MAX)
-            return bad(msg, cap, c == SBX_CLI_O_IO_READ ? "--io-read-bps '%s' is not a rate "
-                                                          "in bytes per second (like 10M)"
-                                                        : "--io-write-bps '%s' is not a rate "
-                                                          "in bytes per second (like 10M)",
-                       arg);
-        put_int(opts, c == SBX_CLI_O_IO_READ ? "io_read_bps" : "io_write_bps", size);
-        return 1;
-    case SBX_CLI_O_DISK:
-        if (sbx_cli_parse_size(arg, &size) < 0 || size < (8u << 20) || size > INT64_MAX)
-            return bad(msg, cap, "--disk '%s' is not a size of at least 8M (like 64M, 2G)",
-                       arg);
-        put_int(opts, "workspace_quota_bytes", size);
         return 1;
     case SBX_CLI_O_CPUS: {
         char *end = NULL;
