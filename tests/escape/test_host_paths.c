@@ -15,51 +15,18 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "escape_py.h"
 #include "harness.h"
 
 TestSuite(escape_host_paths, .init = sbx_test_init, .fini = sbx_test_fini, .timeout = 90);
 
 #define ROOT_IF_POSSIBLE (geteuid() == 0 ? "root" : NULL)
 
-/* Python helpers every program below starts with. attempt(label, fn, allowed) calls fn and
- * prints "label=refused" when it raised one of the `allowed` errnos, "label=SUCCEEDED" when it
- * did not raise, and "label=<errno name>" otherwise. */
-static const char PY_PRELUDE[] =
-    "import errno, os, socket, subprocess, sys\n"
-    "def en(e):\n"
-    "    return errno.errorcode.get(e, str(e))\n"
-    "def attempt(label, fn, allowed):\n"
-    "    try:\n"
-    "        fn()\n"
-    "        print(label + '=SUCCEEDED', flush=True)\n"
-    "    except OSError as e:\n"
-    "        print(label + '=' + ('refused' if e.errno in allowed else en(e.errno)),\n"
-    "              flush=True)\n"
-    "DENIED = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT)\n";
-
-/* Runs the python3 program `body` (after PY_PRELUDE) in `s` as `user` and expects exactly
- * `expected` on stdout and a clean exit. Never asserts once the session exists, so that the
- * caller always frees it. */
+/* The python3 program `body` after ESCAPE_PY_ATTEMPT, as `user`: exactly `expected` on its
+ * stdout and a clean exit. Never fatal, so that the caller always frees its session. */
 static void expect_py(sbx_session *s, const char *user, const char *body, const char *expected)
 {
-    char *script = NULL;
-    if (asprintf(&script, "python3 - <<'EOF'\n%s%s\nEOF\n", PY_PRELUDE, body) < 0) {
-        cr_expect_fail("asprintf");
-        return;
-    }
-    sbx_exec_result *r = NULL;
-    sbx_error *err = NULL;
-    int rc = sbx_test_sh_as(s, user, script, &r, &err);
-    free(script);
-    cr_expect_eq(rc, 0, "exec: %s", sbx_error_message(err));
-    sbx_error_free(err);
-    if (rc != 0 || !r)
-        return;
-    cr_expect_eq(r->exit_code, 0, "python3 as %s exited %d: %s", user ? user : "sandbox",
-                 r->exit_code, (char *)r->err);
-    cr_expect_str_eq((char *)r->out, expected, "as %s got:\n%s\nexpected:\n%s\nstderr: %s",
-                     user ? user : "sandbox", (char *)r->out, expected, (char *)r->err);
-    sbx_exec_result_free(r);
+    sbx_test_expect_py(s, user, ESCAPE_PY_ATTEMPT, body, expected);
 }
 
 /* The same as the sandbox user and, when the id map allows it, as root inside. */

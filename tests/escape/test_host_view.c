@@ -22,39 +22,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "escape_py.h"
 #include "harness.h"
 
 TestSuite(escape_host_view, .init = sbx_test_setup, .fini = sbx_test_teardown, .timeout = 90);
 
 #define S sbx_test_S
 
-/* Python helpers every program below starts with. attempt(label, fn, allowed) calls fn and
- * prints "label=refused" when it raised one of the `allowed` errnos, "label=SUCCEEDED" when it
- * did not raise, and "label=<errno name>" otherwise. */
-static const char PY_PRELUDE[] =
-    "import ctypes as C, errno, os, socket, struct, subprocess, sys, time\n"
-    "def en(e):\n"
-    "    return errno.errorcode.get(e, str(e))\n"
-    "def attempt(label, fn, allowed):\n"
-    "    try:\n"
-    "        fn()\n"
-    "        print(label + '=SUCCEEDED', flush=True)\n"
-    "    except OSError as e:\n"
-    "        print(label + '=' + ('refused' if e.errno in allowed else en(e.errno)),\n"
-    "              flush=True)\n"
-    "DENIED = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT)\n";
-
-/* Runs the python3 program `body` (after PY_PRELUDE) as `user` and returns the result, which
- * must be a clean exit. */
+/* Runs the python3 program `body` (after ESCAPE_PY_ATTEMPT) as `user` and returns the result,
+ * which must be a clean exit. */
 static sbx_exec_result *py_as(const char *user, const char *body)
 {
-    char *script = NULL;
-    cr_assert(asprintf(&script, "python3 - <<'EOF'\n%s%s\nEOF\n", PY_PRELUDE, body) > 0);
-    sbx_exec_result *r = NULL;
-    sbx_error *err = NULL;
-    cr_assert_eq(sbx_test_sh_as(S, user, script, &r, &err), 0, "exec: %s",
-                 sbx_error_message(err));
-    free(script);
+    sbx_exec_result *r = sbx_test_py(S, user, ESCAPE_PY_ATTEMPT, body);
+    cr_assert_not_null(r);
     cr_expect_eq(r->exit_code, 0, "python3 as %s exited %d: %s", user ? user : "sandbox",
                  r->exit_code, (char *)r->err);
     return r;

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "escape_py.h"
 #include "harness.h"
 
 TestSuite(escape_process, .init = sbx_test_init, .fini = sbx_test_fini, .timeout = 90);
@@ -55,39 +56,12 @@ static void expect_sh(sbx_session *s, const char *user, const char *script, cons
     sbx_exec_result_free(r);
 }
 
-/* A cut-down copy of the prelude of test_seccomp.c: T(label, nr, args...) makes a raw
- * system call and prints "label=ok" or "label=<errno name>". */
-static const char PY_PRELUDE[] =
-    "import ctypes as C, errno, os, sys\n"
-    "L = C.CDLL(None, use_errno=True)\n"
-    "L.syscall.restype = C.c_long\n"
-    "def sc(nr, *a):\n"
-    "    C.set_errno(0)\n"
-    "    r = L.syscall(C.c_long(nr), *[C.c_long(x) if isinstance(x, int) else x for x in a])\n"
-    "    return r, C.get_errno()\n"
-    "def en(r, e):\n"
-    "    return 'ok' if r >= 0 else errno.errorcode.get(e, str(e))\n"
-    "def T(label, nr, *a):\n"
-    "    r, e = sc(nr, *a)\n"
-    "    print(label + '=' + en(r, e), flush=True)\n"
-    "    return r\n";
-
-/* Runs the python3 program `body` (after PY_PRELUDE) as `user` and expects exactly
+/* Runs the python3 program `body` (after ESCAPE_PY_SYSCALLS) as `user` and expects exactly
  * `expected` on its stdout and a clean exit. */
 static void expect_py(sbx_session *s, const char *user, const char *body, const char *expected)
 {
     X86_64_ONLY();
-    char *script = NULL;
-    cr_assert(asprintf(&script, "python3 - <<'EOF'\n%s%s\nEOF\n", PY_PRELUDE, body) > 0);
-    sbx_exec_result *r = NULL;
-    sbx_error *err = NULL;
-    int rc = run_as(s, user, script, 30, &r, &err);
-    free(script);
-    cr_assert_eq(rc, 0, "exec: %s", sbx_error_message(err));
-    cr_expect_eq(r->exit_code, 0, "python3 exited %d: %s", r->exit_code, (char *)r->err);
-    cr_expect_str_eq((char *)r->out, expected, "as %s got:\n%s\nexpected:\n%s\nstderr: %s",
-                     user ? user : "sandbox", (char *)r->out, expected, (char *)r->err);
-    sbx_exec_result_free(r);
+    sbx_test_expect_py(s, user, ESCAPE_PY_SYSCALLS, body, expected);
 }
 
 static double now_s(void)

@@ -22,6 +22,7 @@
 
 #include <sbx/seccomp.h>
 
+#include "escape_py.h"
 #include "harness.h"
 
 TestSuite(escape_seccomp, .init = sbx_test_setup, .fini = sbx_test_teardown, .timeout = 60);
@@ -51,8 +52,8 @@ static sbx_exec_result *run(const char *script)
     return run_in(S, ROOT_IF_POSSIBLE, script);
 }
 
-/* Python helpers every program below starts with. T(label, nr, args...) makes a raw system
- * call and prints "label=ok" or "label=<errno name>"; F does the same in a forked child (for
+/* Python helpers every program below starts with: ESCAPE_PY_SYSCALLS (escape_py.h: sc, and
+ * T(label, nr, args...), which prints "label=ok" or "label=<errno name>"), then: F does the same in a forked child (for
  * calls that would change the caller, such as unshare); CL makes a fork-like clone whose
  * child leaves at once. Integers go as longs, so a request keeps its high bits. NS lists the
  * namespace flags. Whatever prints before a fork flushes, so nothing is printed twice.
@@ -64,24 +65,10 @@ static sbx_exec_result *run(const char *script)
  * is what refusals_come_from_the_filter_not_from_missing_capabilities proves. (No id map:
  * root inside may not map itself, so further user namespaces are tried from the top level.) */
 static const char PY_PRELUDE[] =
-    "import ctypes as C, errno, os, struct, sys, traceback\n"
-    "L = C.CDLL(None, use_errno=True)\n"
-    "L.syscall.restype = C.c_long\n"
+    ESCAPE_PY_SYSCALLS
     "AT = -100\n"
     "NS = (('user', 0x10000000), ('mnt', 0x20000), ('pid', 0x20000000), ('net', 0x40000000),\n"
     "      ('uts', 0x4000000), ('ipc', 0x8000000), ('cgroup', 0x2000000), ('time', 0x80))\n"
-    "def sc(nr, *a):\n"
-    "    C.set_errno(0)\n"
-    "    r = L.syscall(C.c_long(nr), *[C.c_long(x) if isinstance(x, int) else x for x in a])\n"
-    "    return r, C.get_errno()\n"
-    "def en(r, e):\n"
-    "    return 'ok' if r >= 0 else errno.errorcode.get(e, str(e))\n"
-    "def say(label, r, e):\n"
-    "    print(label + '=' + en(r, e), flush=True)\n"
-    "def T(label, nr, *a):\n"
-    "    r, e = sc(nr, *a)\n"
-    "    say(label, r, e)\n"
-    "    return r\n"
     "def F(label, nr, *a):\n"
     "    pid = os.fork()\n"
     "    if pid == 0:\n"
@@ -119,10 +106,9 @@ static void expect_py_in(sbx_session *s, const char *user, const char *what, con
                          const char *expected)
 {
     X86_64_ONLY();
-    char *script = NULL;
-    cr_assert(asprintf(&script, "python3 - <<'EOF'\n%s%s\nEOF\n", PY_PRELUDE, body) > 0);
-    sbx_exec_result *r = run_in(s, user, script);
-    free(script);
+    sbx_exec_result *r = sbx_test_py(s, user, PY_PRELUDE, body);
+    if (!r)
+        return;
     cr_expect_eq(r->exit_code, 0, "%s: python3 exited %d: %s", what, r->exit_code,
                  (char *)r->err);
     cr_expect_str_eq((char *)r->out, expected, "%s: got:\n%s\nexpected:\n%s\nstderr: %s", what,

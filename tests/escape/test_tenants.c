@@ -110,21 +110,7 @@ static int run_in_userns(const struct in_ns *what, char *out, size_t cap)
     (void)!write(to_child[1], &c, 1);
     close(to_child[1]);
     close(from_child[0]);
-    size_t len = 0;
-    for (;;) {
-        char tmp[4096];
-        ssize_t k = read(outp[0], tmp, sizeof(tmp));
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            break;
-        size_t take = (size_t)k;
-        if (len + take > cap - 1)
-            take = cap - 1 - len;
-        memcpy(out + len, tmp, take);
-        len += take;
-    }
-    out[len] = '\0';
+    sbx_test_read_all(outp[0], out, cap);
     close(outp[0]);
     int st = 0;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR)

@@ -141,6 +141,60 @@ const char *sbx_test_bin(const char *name)
     return buf;
 }
 
+sbx_exec_result *sbx_test_py(sbx_session *s, const char *user, const char *prelude,
+                             const char *body)
+{
+    char *script = NULL;
+    if (asprintf(&script, "python3 - <<'EOF'\n%s%s\nEOF\n", prelude, body) < 0) {
+        cr_expect_fail("out of memory");
+        return NULL;
+    }
+    sbx_exec_result *r = NULL;
+    sbx_error *err = NULL;
+    int rc = sbx_test_sh_as(s, user, script, &r, &err);
+    free(script);
+    if (rc < 0) {
+        cr_expect_fail("python3 as %s: %s", user ? user : "sandbox", sbx_error_message(err));
+        sbx_error_free(err);
+        return NULL;
+    }
+    return r;
+}
+
+void sbx_test_expect_py(sbx_session *s, const char *user, const char *prelude, const char *body,
+                        const char *expected)
+{
+    sbx_exec_result *r = sbx_test_py(s, user, prelude, body);
+    if (!r)
+        return;
+    const char *who = user ? user : "sandbox";
+    cr_expect_eq(r->exit_code, 0, "python3 as %s exited %d: %s", who, r->exit_code,
+                 (char *)r->err);
+    cr_expect_str_eq((char *)r->out, expected, "as %s got:\n%s\nexpected:\n%s\nstderr: %s", who,
+                     (char *)r->out, expected, (char *)r->err);
+    sbx_exec_result_free(r);
+}
+
+size_t sbx_test_read_all(int fd, char *out, size_t cap)
+{
+    size_t len = 0;
+    for (;;) {
+        char tmp[4096];
+        ssize_t k = read(fd, tmp, sizeof(tmp));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        size_t take = (size_t)k;
+        if (len + take > cap - 1)
+            take = cap - 1 - len;
+        memcpy(out + len, tmp, take);
+        len += take;
+    }
+    out[len] = '\0';
+    return len;
+}
+
 int sbx_test_run_host(char *const argv[], char *out, size_t cap)
 {
     int p[2];
@@ -156,21 +210,7 @@ int sbx_test_run_host(char *const argv[], char *out, size_t cap)
         _exit(127);
     }
     close(p[1]);
-    size_t len = 0;
-    for (;;) {
-        char tmp[4096];
-        ssize_t k = read(p[0], tmp, sizeof(tmp));
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            break;
-        size_t take = (size_t)k;
-        if (len + take > cap - 1)
-            take = cap - 1 - len;
-        memcpy(out + len, tmp, take);
-        len += take;
-    }
-    out[len] = '\0';
+    sbx_test_read_all(p[0], out, cap);
     close(p[0]);
     int st;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR)

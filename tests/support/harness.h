@@ -50,6 +50,19 @@ int sbx_test_run_with_bind(const char *ws, const char *src, const char *dst, sbx
 /* Absolute path of a binary built next to the tests (e.g. "sbx"). Static buffer. */
 const char *sbx_test_bin(const char *name);
 
+/* Runs the python3 program prelude + body in s as user (NULL: the sandbox user) with sh's
+ * 30 s timeout. Returns the result, or NULL after a (non-fatal) failure when the exec itself
+ * failed, so a test still reaches its sbx_session_free. */
+sbx_exec_result *sbx_test_py(sbx_session *s, const char *user, const char *prelude,
+                             const char *body);
+/* The same, expecting a clean exit and exactly `expected` on stdout (non-fatal). */
+void sbx_test_expect_py(sbx_session *s, const char *user, const char *prelude, const char *body,
+                        const char *expected);
+
+/* Reads fd to its end, keeping the first cap-1 bytes in out (NUL-terminated; cap >= 1), and
+ * returns how many it kept. */
+size_t sbx_test_read_all(int fd, char *out, size_t cap);
+
 /* Runs argv on the host, capturing stdout+stderr into out (NUL-terminated, up to cap) and
  * returning the exit status (128+N for a signal). stdin is /dev/null. */
 int sbx_test_run_host(char *const argv[], char *out, size_t cap);

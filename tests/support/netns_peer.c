@@ -1,5 +1,6 @@
 /* netns_peer.c — see netns_peer.h. */
 #include "netns_peer.h"
+#include "harness.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -32,6 +33,8 @@ const char *sbx_netns_peer_ip_bin(void)
 static int run_ip(char *out, size_t cap, ...)
 {
     const char *ip = sbx_netns_peer_ip_bin();
+    if (!ip)
+        return -1;
     char *argv[16];
     int n = 0;
     argv[n++] = (char *)ip;
@@ -41,46 +44,12 @@ static int run_ip(char *out, size_t cap, ...)
         argv[n++] = a;
     va_end(ap);
     argv[n] = NULL;
-    int pfd[2];
-    if (!ip || pipe2(pfd, O_CLOEXEC) != 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(pfd[0]);
-        close(pfd[1]);
-        return -1;
+    char scratch[512];
+    if (!out || !cap) {
+        out = scratch;
+        cap = sizeof(scratch);
     }
-    if (pid == 0) {
-        int dn = open("/dev/null", O_RDWR);
-        dup2(dn, 0);
-        dup2(pfd[1], 1);
-        dup2(pfd[1], 2);
-        execv(ip, argv);
-        _exit(127);
-    }
-    close(pfd[1]);
-    size_t len = 0;
-    for (;;) {
-        char tmp[4096];
-        ssize_t k = read(pfd[0], tmp, sizeof(tmp));
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            break;
-        if (out && len + 1 < cap) {
-            size_t take = (size_t)k < cap - 1 - len ? (size_t)k : cap - 1 - len;
-            memcpy(out + len, tmp, take);
-            len += take;
-        }
-    }
-    if (out && cap)
-        out[len] = '\0';
-    close(pfd[0]);
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR)
-            return -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return sbx_test_run_host(argv, out, cap);
 }
 
 /* ---- the server (in the child) ----------------------------------------------------------- */
